@@ -1,0 +1,62 @@
+"""The one permission policy of aigw (SPEC §1 roles), used by the console and the API alike.
+
+Objects in a resource group the user is not a member of are invisible: selectors filter them
+out, so views answer 404 for them, never a 403 that confirms they exist.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from gateway.models import Gateway, Membership, ResourceGroup, Role
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    MANAGE_GATEWAYS = "manage_gateways"  # create, edit, duplicate, delete gateways and their limits
+    CREATE_KEYS = "create_keys"
+    MANAGE_MEMBERS = "manage_members"
+
+
+_ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    Role.OWNER: frozenset(Action),
+    Role.ADMIN: frozenset({Action.VIEW, Action.MANAGE_GATEWAYS, Action.CREATE_KEYS}),
+    Role.DEVELOPER: frozenset({Action.VIEW, Action.CREATE_KEYS}),
+    Role.AUDITOR: frozenset({Action.VIEW}),
+    Role.VIEWER: frozenset({Action.VIEW}),
+}
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def role_in(user: User, group: ResourceGroup) -> str | None:
+    """The user's role in `group`, `owner` for superusers, None for non-members."""
+    if not user.is_authenticated:
+        return None
+    if getattr(user, "is_superuser", False):
+        return Role.OWNER
+    return Membership.objects.filter(user=user, resource_group=group).values_list("role", flat=True).first()
+
+
+def can(user: User, action: Action, group: ResourceGroup) -> bool:
+    """True when `user` may do `action` in `group`."""
+    role = role_in(user, group)
+    return role is not None and action in _ROLE_ACTIONS[role]
+
+
+def groups_for(user: User, action: Action = Action.VIEW) -> QuerySet[ResourceGroup]:
+    """The resource groups in which `user` may do `action`."""
+    if not user.is_authenticated:
+        return ResourceGroup.objects.none()
+    if getattr(user, "is_superuser", False):
+        return ResourceGroup.objects.all()
+    roles = [role for role, actions in _ROLE_ACTIONS.items() if action in actions]
+    return ResourceGroup.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+
+
+def gateways_for(user: User, action: Action = Action.VIEW) -> QuerySet[Gateway]:
+    """Live (not deleted) gateways in the groups where `user` may do `action`."""
+    return Gateway.objects.filter(resource_group__in=groups_for(user, action), deleted_at__isnull=True)

@@ -1,0 +1,121 @@
+"""Writes for resource groups, gateways, providers and models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from gateway.models import Gateway, GatewayStatus, Membership, Model, Provider, ProviderKind, ResourceGroup, Role
+from gateway.pricing import Prices, default_prices
+from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
+from keys.models import ApiKey
+from keys.services import api_key_create
+from quotas.models import RefreshPeriod
+from quotas.services import token_quota_set
+
+
+
+@transaction.atomic
+def resource_group_create(*, name: str, owner=None) -> ResourceGroup:
+    """Create a resource group; `owner` (a user), if given, becomes its owner."""
+    group = ResourceGroup.objects.create(name=name)
+    if owner is not None:
+        Membership.objects.create(user=owner, resource_group=group, role=Role.OWNER)
+    return group
+
+
+@transaction.atomic
+def gateway_create(
+    *,
+    resource_group: ResourceGroup,
+    name: str,
+    created_by=None,
+    token_quota: int | None = None,
+    token_quota_refresh_period: str = RefreshPeriod.NONE,
+    expires_at: datetime | None = None,
+    key_name: str | None = None,
+    allowed_models: list[Model] | None = None,
+) -> tuple[Gateway, ApiKey, str]:
+    """Create an enabled gateway with its first API key (Zenlayer's Create AI Gateway).
+
+    `token_quota` (tokens, every type) is attached to the gateway, so it holds for all its keys;
+    None means unlimited. `expires_at` (aware UTC) applies to the first key; None means no expiry.
+    Returns `(gateway, api_key, secret)`; the secret is not stored anywhere.
+    """
+    gateway = Gateway.objects.create(
+        resource_group=resource_group, name=name, status=GatewayStatus.ENABLED, created_by=created_by
+    )
+    if allowed_models:
+        gateway.allowed_models.set(allowed_models)
+    if token_quota is not None:
+        token_quota_set(gateway=gateway, limit_tokens=token_quota, refresh_period=token_quota_refresh_period)
+    api_key, secret = api_key_create(
+        gateway=gateway, name=key_name or f"{name} key", expires_at=expires_at, created_by=created_by
+    )
+    return gateway, api_key, secret
+
+
+@transaction.atomic
+def provider_create(
+    *, name: str, kind: str, base_url: str = "", credential: str = "", settings: dict | None = None
+) -> Provider:
+    """Create a provider; `credential` is encrypted before it is stored."""
+    provider = Provider(name=name, kind=kind, base_url=base_url.rstrip("/"), settings=settings or {})
+    provider.set_credential(credential)
+    provider.full_clean()
+    provider.save()
+    return provider
+
+
+def model_create(
+    *,
+    name: str,
+    provider: Provider,
+    upstream_model: str | None = None,
+    prices: Prices | None = None,
+    max_output_tokens: int | None = None,
+) -> Model:
+    """Create a model routed to `provider`.
+
+    With `prices` None the defaults come from genai-prices for `upstream_model` (price source
+    `genai-prices`), or the model stays unpriced (`none`); given prices are `custom`.
+    """
+    upstream_model = upstream_model or name
+    source = Model.PriceSource.CUSTOM
+    if prices is None:
+        prices = default_prices(upstream_model, provider.kind)
+        source = Model.PriceSource.GENAI_PRICES if prices else Model.PriceSource.NONE
+    prices = prices or Prices()
+    return Model.objects.create(
+        name=name,
+        provider=provider,
+        upstream_model=upstream_model,
+        input_price_per_mtok=prices.input,
+        cached_input_price_per_mtok=prices.cached_input,
+        cache_write_price_per_mtok=prices.cache_write,
+        output_price_per_mtok=prices.output,
+        price_source=source,
+        max_output_tokens=max_output_tokens,
+    )
+
+
+@transaction.atomic
+def mock_provider_ensure() -> Provider:
+    """The built-in mock provider with its models `mock/echo` and `mock/large` (idempotent).
+
+    The same rows that migration gateway 0002 creates; tests whose database was flushed use it.
+    """
+    provider, _ = Provider.objects.get_or_create(name=MOCK_PROVIDER_NAME, defaults={"kind": ProviderKind.MOCK})
+    for model_name, (price_row, max_output) in MOCK_MODELS.items():
+        if Model.objects.filter(name=model_name).exists():
+            continue
+        p_in, p_cached, p_write, p_out = (None if v is None else Decimal(v) for v in price_row)
+        model_create(
+            name=model_name,
+            provider=provider,
+            prices=Prices(input=p_in, cached_input=p_cached, cache_write=p_write, output=p_out),
+            max_output_tokens=max_output,
+        )
+    return provider

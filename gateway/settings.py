@@ -1,0 +1,167 @@
+"""Django settings for aigw, read only from environment variables.
+
+Every variable is documented in `.env.example`. With nothing set, aigw runs on its embedded
+default: SQLite in `var/`, in-process counters, the built-in mock provider, DEBUG off.
+Parsing is strict (django-environ): `DEBUG=yes` is an error, not a silent False.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _strict_bool(name: str, default: bool) -> bool:
+    """Return the boolean variable `name`; only `true`/`false`/`1`/`0` (any case) are accepted.
+
+    Raises:
+        django.core.exceptions.ImproperlyConfigured: for any other value.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+# Where the embedded default keeps its database and generated secret key.
+DATA_DIR = Path(env.str("AIGW_DATA_DIR", default="") or BASE_DIR / "var")
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR."""
+    value = env.str("SECRET_KEY", default="")
+    if value:
+        return value
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _strict_bool("DEBUG", False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Fail instead of falling back when PostgreSQL or Redis is configured but unreachable (CI).
+AIGW_REQUIRE_SERVICES = _strict_bool("AIGW_REQUIRE_SERVICES", False)
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "template_partials",
+    "django_htmx",
+    "gateway",
+    "keys",
+    "quotas",
+    "usage",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "gateway.urls"
+ASGI_APPLICATION = "gateway.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'aigw.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # The live-server tests share the test database with a separate server process, so the
+    # SQLite test database must be a file, not the in-memory default.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-aigw.sqlite3")}
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis holds the counters shared by every gateway process. Unset: in-process counters.
+REDIS_URL = env.str("REDIS_URL", default="")
+AIGW_REDIS_PREFIX = env.str("AIGW_REDIS_PREFIX", default="aigw")
+
+# Provider credentials are encrypted with Fernet keys derived from this value (SECRET_KEY if unset).
+# Several comma-separated values rotate keys: the first encrypts, all decrypt.
+AIGW_ENCRYPTION_KEYS = [k for k in env.list("AIGW_ENCRYPTION_KEYS", default=[]) if k] or [SECRET_KEY]
+
+# Data plane.
+AIGW_MAX_BODY_BYTES = env.int("AIGW_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+AIGW_UPSTREAM_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_TIMEOUT_SECONDS", default=600.0)
+AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=10.0)
+# How long a process trusts its copy of a key, gateway, limit or model before reloading it.
+AIGW_CONFIG_TTL_SECONDS = env.float("AIGW_CONFIG_TTL_SECONDS", default=0.5)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "gateway-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or DATA_DIR / "staticfiles")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# The embedded default serves static files straight from static/ with no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # One line per upstream call is noise on the hot path (and would name upstream URLs).
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}

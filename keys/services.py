@@ -1,0 +1,40 @@
+"""Writes for API keys: create, revoke. Every caller (console, API, CLI, jobs) goes through here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from keys.models import ApiKey, ApiKeyStatus
+from keys.tokens import generate_secret, hash_secret, visible_prefix
+
+
+@transaction.atomic
+def api_key_create(
+    *, gateway, name: str, expires_at: datetime | None = None, created_by=None
+) -> tuple[ApiKey, str]:
+    """Create an API key on `gateway`; returns `(api_key, secret)`.
+
+    The secret is returned here and nowhere else: only its hash is stored.
+    `expires_at` is an aware UTC datetime, or None for unlimited validity.
+    """
+    secret = generate_secret()
+    api_key = ApiKey.objects.create(
+        gateway=gateway,
+        name=name,
+        prefix=visible_prefix(secret),
+        hashed_secret=hash_secret(secret),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    return api_key, secret
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke `api_key` at once; requests with it get 401 `key_revoked` (within the config TTL)."""
+    api_key.status = ApiKeyStatus.REVOKED
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["status", "revoked_at"])
+    return api_key
