@@ -1,0 +1,45 @@
+"""ASGI entry point: `/v1/` goes to the data plane, everything else to Django.
+
+Serve with `uvicorn gateway.asgi:application`. The lifespan protocol is handled here: on
+shutdown the data plane writes the usage events still queued.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+
+django_application = get_asgi_application()
+
+from gateway.proxy.app import ProxyApp  # noqa: E402  (needs Django set up)
+
+
+class Router:
+    """Sends `/v1/` HTTP requests to the data plane and the rest to Django."""
+
+    def __init__(self) -> None:
+        self.proxy = ProxyApp()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.proxy(scope, receive, send)
+        else:
+            await django_application(scope, receive, send)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.proxy.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+application = Router()

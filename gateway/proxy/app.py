@@ -1,0 +1,393 @@
+"""The `/v1/` data plane: a plain ASGI application, async end to end.
+
+Per request: authenticate the key (cached, see registry), read and check the body, resolve the
+model, ask the limit engine whether the request may go, forward it to the provider, pass the
+answer back unchanged (plus `x-request-id`), then count its usage and queue its usage event.
+No Django request, template or session machinery runs here, and a warm key costs no SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from gateway.proxy.errors import ProxyError, invalid_api_key, invalid_request
+from gateway.proxy.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
+from gateway.proxy.providers.mock import MockClient
+from gateway.proxy.providers.openai import OpenAICompatibleClient
+from gateway.proxy.registry import KeyContext, ModelRoute, Registry
+from gateway.proxy.usage import usage_from_openai
+from gateway.pricing import Prices, TokenUsage
+from keys.models import ApiKeyStatus, SuspendedReason
+from keys.tokens import hash_secret
+from quotas.counters import make_counters
+from quotas.engine import Admission, LimitEngine, LimitExceeded
+from usage.recorder import UsageRecorder
+
+log = logging.getLogger(__name__)
+
+LAST_USED_WRITE_INTERVAL = 60.0  # seconds; `ApiKey.last_used_at` is written at most this often
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _secret_from(scope) -> str:
+    authorization = _header(scope, b"authorization")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return _header(scope, b"api-key").strip()
+
+
+async def _send_bytes(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(slots=True)
+class _Meter:
+    """One request's metering state: its usage event so far, admission, start time and prices."""
+
+    event: dict
+    admission: Admission
+    started: float
+    prices: Prices
+
+
+class _Disconnect:
+    """Watches `receive` for the client going away once the request body has been read."""
+
+    def __init__(self, receive) -> None:
+        self.happened = False
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.happened = True
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class ProxyApp:
+    """The ASGI application mounted at `/v1/`."""
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
+        self.registry = Registry()
+        self.limits = LimitEngine(make_counters())
+        self.recorder = UsageRecorder()
+        self.clients = {"mock": MockClient(), "openai": OpenAICompatibleClient()}
+        self._last_used_written: dict[int, float] = {}
+        self._background: set[asyncio.Task] = set()
+
+    async def close(self) -> None:
+        """Write queued usage events and close upstream and Redis connections."""
+        await self.recorder.close()
+        await self.clients["openai"].close()
+        close = getattr(self.limits.counters, "close", None)
+        if close is not None:
+            await close()
+
+    async def __call__(self, scope, receive, send) -> None:
+        request_id = "req_" + uuid.uuid4().hex
+        base_headers = [(b"x-request-id", request_id.encode())]
+        try:
+            path, method = scope["path"].rstrip("/"), scope["method"]
+            if path == "/v1/chat/completions":
+                if method != "POST":
+                    raise ProxyError(405, "method_not_allowed", "Use POST for /v1/chat/completions.")
+                await self._chat(scope, receive, send, request_id, base_headers)
+            elif path == "/v1/models":
+                if method != "GET":
+                    raise ProxyError(405, "method_not_allowed", "Use GET for /v1/models.")
+                await self._models(scope, send, base_headers)
+            else:
+                raise ProxyError(404, "unknown_url", f"Unknown request URL: {method} {scope['path']}.")
+        except ProxyError as error:
+            headers = [*base_headers, (b"content-type", b"application/json")]
+            headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+            await _send_bytes(send, error.status, error.body(), headers)
+
+    # --- authentication ---------------------------------------------------------------------
+
+    async def _authenticate(self, scope, now: datetime) -> KeyContext:
+        secret = _secret_from(scope)
+        if not secret:
+            raise invalid_api_key()
+        key = await self.registry.key(hash_secret(secret))
+        if key is None:
+            raise invalid_api_key()
+        if key.status == ApiKeyStatus.REVOKED:
+            raise ProxyError(401, "key_revoked", "This API key has been revoked.", type="authentication_error")
+        if key.status == ApiKeyStatus.EXPIRED or (key.expires_at is not None and key.expires_at <= now):
+            raise ProxyError(401, "key_expired", "This API key has expired.", type="authentication_error")
+        if not key.gateway_serves:
+            raise ProxyError(
+                403, "gateway_disabled", f"The gateway '{key.gateway_name}' is disabled.", type="permission_error"
+            )
+        if key.status == ApiKeyStatus.SUSPENDED and key.suspended_reason != SuspendedReason.TOKEN_QUOTA:
+            raise ProxyError(
+                403, "key_suspended", "This API key has been suspended by an admin.", type="permission_error"
+            )
+        self._touch(key.key_id)
+        return key
+
+    def _touch(self, key_id: int) -> None:
+        now = time.monotonic()
+        if now - self._last_used_written.get(key_id, -LAST_USED_WRITE_INTERVAL) < LAST_USED_WRITE_INTERVAL:
+            return
+        self._last_used_written[key_id] = now
+        from keys.models import ApiKey
+
+        task = asyncio.get_running_loop().create_task(
+            ApiKey.objects.filter(pk=key_id).aupdate(last_used_at=_now())
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- request body -------------------------------------------------------------------------
+
+    async def _read_json(self, receive) -> dict:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise invalid_request("The client closed the connection before the body was read.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise invalid_request(
+                    f"The request body is over the limit of {self.max_body_bytes:,} bytes.", status=413
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        try:
+            body = orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError:
+            raise invalid_request("The request body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise invalid_request("The request body must be a JSON object.")
+        return body
+
+    async def _route(self, key: KeyContext, model_name) -> ModelRoute:
+        if not isinstance(model_name, str) or not model_name:
+            raise invalid_request("You must provide a model parameter.", param="model")
+        route = await self.registry.model(model_name)
+        if route is None or (key.allowed_models is not None and model_name not in key.allowed_models):
+            raise ProxyError(
+                404,
+                "model_not_found",
+                f"The model '{model_name}' does not exist or this API key may not use it.",
+                param="model",
+            )
+        return route
+
+    # --- endpoints ----------------------------------------------------------------------------
+
+    async def _models(self, scope, send, base_headers) -> None:
+        key = await self._authenticate(scope, _now())
+        routes = await self.registry.models()
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": route.provider_name}
+            for name, route in sorted(routes.items())
+            if key.allowed_models is None or name in key.allowed_models
+        ]
+        await _send_bytes(
+            send,
+            200,
+            orjson.dumps({"object": "list", "data": data}),
+            [*base_headers, (b"content-type", b"application/json")],
+        )
+
+    async def _chat(self, scope, receive, send, request_id: str, base_headers) -> None:
+        started = time.perf_counter()
+        now = _now()
+        key = await self._authenticate(scope, now)
+        body = await self._read_json(receive)
+        route = await self._route(key, body.get("model"))
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise invalid_request("'messages' must be a non-empty array of messages.", param="messages")
+        stream = body.get("stream") is True
+        try:
+            admission = await self.limits.admit(key, now)
+        except LimitExceeded as exceeded:
+            raise ProxyError(429, exceeded.code, exceeded.message, type="insufficient_quota") from None
+
+        upstream_body = dict(body, model=route.upstream_model)
+        usage_hidden = False
+        if stream and not (body.get("stream_options") or {}).get("include_usage"):
+            upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+            usage_hidden = True
+
+        event = {
+            "request_id": request_id,
+            "created_at": now,
+            "resource_group_id": key.resource_group_id,
+            "gateway_id": key.gateway_id,
+            "api_key_id": key.key_id,
+            "api_key_name": key.key_name,
+            "endpoint": "chat.completions",
+            "model_requested": route.name,
+            "provider": route.provider_name,
+            "model_served": route.upstream_model,
+            "stream": stream,
+        }
+        meter = _Meter(event=event, admission=admission, started=started, prices=route.prices)
+        try:
+            answer = await self.clients[route.provider_kind].chat(route, upstream_body, stream)
+        except UpstreamError as error:
+            self._finish(meter, None, 504 if error.timeout else 502, error_code=_code(error))
+            raise ProxyError(
+                504 if error.timeout else 502, _code(error), str(error), type="upstream_error"
+            ) from None
+
+        if isinstance(answer, UpstreamResponse):
+            await self._answer_whole(send, answer, meter, base_headers)
+        else:
+            await self._answer_stream(receive, send, answer, meter, base_headers, usage_hidden)
+
+    async def _answer_whole(self, send, answer: UpstreamResponse, meter: _Meter, base_headers) -> None:
+        meter.event["upstream_request_id"] = answer.upstream_request_id[:200]
+        if answer.status >= 300:
+            status, code = _upstream_failure_status(answer.status)
+            self._finish(meter, None, status, error_code=code)
+            if status == answer.status:  # a client error the provider explains: pass it through
+                headers = [*base_headers, (b"content-type", answer.content_type.encode())]
+                await _send_bytes(send, status, answer.body, headers)
+                return
+            raise ProxyError(
+                status, code, f"The provider answered with HTTP {answer.status}.", type="upstream_error"
+            )
+        try:
+            usage = usage_from_openai(orjson.loads(answer.body).get("usage"))
+        except (orjson.JSONDecodeError, AttributeError):
+            self._finish(meter, None, 502, error_code="upstream_error")
+            raise ProxyError(
+                502, "upstream_error", "The provider's answer was not JSON.", type="upstream_error"
+            ) from None
+        self._finish(meter, usage, 200)
+        headers = [*base_headers, (b"content-type", answer.content_type.encode())]
+        await _send_bytes(send, 200, answer.body, headers)
+
+    async def _answer_stream(
+        self, receive, send, answer: UpstreamStream, meter: _Meter, base_headers, usage_hidden: bool
+    ) -> None:
+        event = meter.event
+        event["upstream_request_id"] = answer.upstream_request_id[:200]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    *base_headers,
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
+        disconnect = _Disconnect(receive)
+        usage: TokenUsage | None = None
+        first_token_at: float | None = None
+        status, error_code = 200, ""
+        buffer = b""
+        try:
+            async for chunk in answer.chunks:
+                buffer += chunk.replace(b"\r\n", b"\n")
+                while (end := buffer.find(b"\n\n")) != -1:
+                    raw_event, buffer = buffer[: end + 2], buffer[end + 2 :]
+                    forward = True
+                    data = _sse_data(raw_event)
+                    if data is not None and data != b"[DONE]":
+                        if first_token_at is None:
+                            first_token_at = time.perf_counter()
+                        if b'"usage"' in data:
+                            try:
+                                parsed = orjson.loads(data)
+                            except orjson.JSONDecodeError:
+                                parsed = None
+                            if isinstance(parsed, dict) and parsed.get("usage"):
+                                usage = usage_from_openai(parsed["usage"])
+                                forward = not (usage_hidden and not parsed.get("choices"))
+                    if forward and not disconnect.happened:
+                        await send({"type": "http.response.body", "body": raw_event, "more_body": True})
+            if buffer.strip() and not disconnect.happened:
+                await send({"type": "http.response.body", "body": buffer, "more_body": True})
+        except UpstreamError as error:
+            status, error_code = (504 if error.timeout else 502), _code(error)
+            log.warning("stream %s broke off: %s", event["request_id"], error)
+        finally:
+            await answer.close()
+            disconnect.stop()
+            event["client_disconnected"] = disconnect.happened
+            if first_token_at is not None:
+                event["time_to_first_token_ms"] = int((first_token_at - meter.started) * 1000)
+            # Usage that the provider reported is charged even if the stream broke off later.
+            self._finish(meter, usage, status if usage is None else 200, error_code=error_code)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # --- metering -----------------------------------------------------------------------------
+
+    def _finish(self, meter: _Meter, usage: TokenUsage | None, status: int, *, error_code: str = "") -> None:
+        """Queue the usage event and count the usage against the limits. A failed request
+        (no usage reported) is recorded with zero tokens and zero cost."""
+        usage = usage or TokenUsage()
+        event = meter.event
+        event.update(
+            status_code=status,
+            error_code=error_code,
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            total_tokens=usage.total_tokens,
+            latency_ms=int((time.perf_counter() - meter.started) * 1000),
+            cost_usd=meter.prices.cost(usage),
+        )
+        self.recorder.record(event)
+        if usage.total_tokens:
+            task = asyncio.get_running_loop().create_task(self.limits.settle(meter.admission, usage))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+
+def _sse_data(raw_event: bytes) -> bytes | None:
+    """The `data:` payload of one SSE event, or None for comments and other fields."""
+    for line in raw_event.split(b"\n"):
+        if line.startswith(b"data:"):
+            return line[5:].strip()
+    return None
+
+
+def _code(error: UpstreamError) -> str:
+    return "upstream_timeout" if error.timeout else "upstream_error"
+
+
+def _upstream_failure_status(upstream_status: int) -> tuple[int, str]:
+    """Our status for a failed upstream answer: the provider's own 4xx (but 401/403, which mean
+    our credential is wrong) passes through; everything else is 502 `upstream_error`."""
+    if 400 <= upstream_status < 500 and upstream_status not in (401, 403):
+        return upstream_status, "upstream_client_error"
+    return 502, "upstream_error"

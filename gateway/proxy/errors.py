@@ -1,0 +1,48 @@
+"""OpenAI-shaped errors of the data plane (SPEC §4 error table)."""
+
+from __future__ import annotations
+
+import orjson
+
+
+class ProxyError(Exception):
+    """An error answered to the client as `{"error": {"message", "type", "param", "code"}}`.
+
+    `status` is the HTTP status; `headers` are extra response headers (e.g. `retry-after`).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        type: str = "invalid_request_error",  # noqa: A002 - OpenAI's field name
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.type = type
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return orjson.dumps(
+            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        )
+
+
+def invalid_api_key() -> ProxyError:
+    return ProxyError(
+        401,
+        "invalid_api_key",
+        "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>' or 'api-key: <key>'.",
+        type="authentication_error",
+    )
+
+
+def invalid_request(message: str, param: str | None = None, status: int = 400) -> ProxyError:
+    return ProxyError(status, "invalid_request_error", message, param=param)

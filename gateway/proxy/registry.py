@@ -1,0 +1,209 @@
+"""What the data plane knows about keys and models, cached per process.
+
+A request needs a key's gateway, status, expiry and limits, and its model's provider and prices.
+These are read from the database once and then kept for `AIGW_CONFIG_TTL_SECONDS` (0.5 s by
+default); a stale entry is served while one background reload refreshes it, so a warm key costs
+no SQL and a change made in the console reaches every process within about one TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway.pricing import Prices
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRule:
+    """A token quota on one level: `level` is `api_key`, `gateway` or `resource_group`."""
+
+    level: str
+    entity_id: int
+    limit_tokens: int
+    refresh_period: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    """A snapshot of one API key and everything that governs it. Times are aware UTC."""
+
+    key_id: int
+    key_name: str
+    status: str
+    suspended_reason: str
+    expires_at: datetime | None
+    gateway_id: int
+    gateway_name: str
+    gateway_serves: bool
+    resource_group_id: int
+    allowed_models: frozenset[str] | None  # None: every enabled model
+    token_quotas: tuple[QuotaRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """A model name and where it goes: provider kind, base URL, decrypted credential, prices."""
+
+    name: str
+    upstream_model: str
+    provider_name: str
+    provider_kind: str
+    base_url: str
+    credential: str
+    provider_settings: dict
+    prices: Prices
+    max_output_tokens: int | None
+
+
+def _load_key(hashed_secret: str) -> KeyContext | None:
+    from keys.models import ApiKey
+    from quotas.models import TokenQuota
+
+    api_key = (
+        ApiKey.objects.select_related("gateway", "gateway__resource_group")
+        .filter(hashed_secret=hashed_secret)
+        .first()
+    )
+    if api_key is None:
+        return None
+    gateway = api_key.gateway
+    allowed = frozenset(gateway.allowed_models.values_list("name", flat=True))
+    quotas = TokenQuota.objects.filter(api_key=api_key) | TokenQuota.objects.filter(gateway=gateway)
+    quotas = quotas | TokenQuota.objects.filter(resource_group_id=gateway.resource_group_id)
+    rules = []
+    for quota in quotas:
+        if quota.api_key_id:
+            level, entity_id = "api_key", quota.api_key_id
+        elif quota.gateway_id:
+            level, entity_id = "gateway", quota.gateway_id
+        else:
+            level, entity_id = "resource_group", quota.resource_group_id
+        rules.append(QuotaRule(level, entity_id, quota.limit_tokens, quota.refresh_period))
+    order = {"api_key": 0, "gateway": 1, "resource_group": 2}
+    rules.sort(key=lambda rule: order[rule.level])
+    return KeyContext(
+        key_id=api_key.pk,
+        key_name=api_key.name,
+        status=api_key.status,
+        suspended_reason=api_key.suspended_reason,
+        expires_at=api_key.expires_at,
+        gateway_id=gateway.pk,
+        gateway_name=gateway.name,
+        gateway_serves=gateway.serves_requests,
+        resource_group_id=gateway.resource_group_id,
+        allowed_models=allowed or None,
+        token_quotas=tuple(rules),
+    )
+
+
+def _load_models() -> dict[str, ModelRoute]:
+    from gateway.models import Model
+
+    routes = {}
+    for model in Model.objects.select_related("provider").filter(enabled=True):
+        provider = model.provider
+        routes[model.name] = ModelRoute(
+            name=model.name,
+            upstream_model=model.upstream_model,
+            provider_name=provider.name,
+            provider_kind=provider.kind,
+            base_url=provider.base_url,
+            credential=provider.get_credential(),
+            provider_settings=dict(provider.settings or {}),
+            prices=Prices(
+                input=_decimal(model.input_price_per_mtok),
+                cached_input=_decimal(model.cached_input_price_per_mtok),
+                cache_write=_decimal(model.cache_write_price_per_mtok),
+                output=_decimal(model.output_price_per_mtok),
+            ),
+            max_output_tokens=model.max_output_tokens,
+        )
+    return routes
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class _TtlCache:
+    """A per-process map of loaded values, refreshed in the background once stale."""
+
+    def __init__(self, loader, ttl: float) -> None:
+        self._loader = sync_to_async(loader, thread_sensitive=True)
+        self._ttl = ttl
+        self._entries: dict = {}
+        self._refreshing: set = set()
+
+    async def get(self, key):
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is None:
+            value = await self._loader(*key)
+            self._entries[key] = (value, now)
+            return value
+        value, loaded_at = entry
+        if now - loaded_at > self._ttl and key not in self._refreshing:
+            if now - loaded_at > 10 * self._ttl:
+                # Too old to serve even once more: reload inline.
+                value = await self._loader(*key)
+                self._entries[key] = (value, now)
+                return value
+            self._refreshing.add(key)
+            asyncio.get_running_loop().create_task(self._refresh(key))
+        return value
+
+    async def _refresh(self, key) -> None:
+        try:
+            self._entries[key] = (await self._loader(*key), time.monotonic())
+        finally:
+            self._refreshing.discard(key)
+
+    async def reload_if_older(self, key, seconds: float):
+        """Reload inline unless the entry was loaded less than `seconds` ago; returns the value.
+
+        Used on a miss (unknown key or model name), so a key or model created a moment ago
+        works at once, while a flood of unknown names costs at most one query per `seconds`.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[1] < seconds:
+            return entry[0]
+        value = await self._loader(*key)
+        self._entries[key] = (value, time.monotonic())
+        return value
+
+
+MISS_RELOAD_SECONDS = 0.1
+
+
+class Registry:
+    """Keys by hashed secret and models by name, as the data plane sees them."""
+
+    def __init__(self, ttl: float | None = None) -> None:
+        ttl = settings.AIGW_CONFIG_TTL_SECONDS if ttl is None else ttl
+        self._keys = _TtlCache(_load_key, ttl)
+        self._models = _TtlCache(_load_models, ttl)
+
+    async def key(self, hashed_secret: str) -> KeyContext | None:
+        """The key with this hashed secret, or None if there is none."""
+        key = await self._keys.get((hashed_secret,))
+        if key is None:
+            key = await self._keys.reload_if_older((hashed_secret,), MISS_RELOAD_SECONDS)
+        return key
+
+    async def model(self, name: str) -> ModelRoute | None:
+        """The enabled model called `name`, or None."""
+        route = (await self._models.get(())).get(name)
+        if route is None:
+            route = (await self._models.reload_if_older((), MISS_RELOAD_SECONDS)).get(name)
+        return route
+
+    async def models(self) -> dict[str, ModelRoute]:
+        """Every enabled model by name."""
+        return await self._models.get(())
