@@ -7,14 +7,22 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from gateway.models import Gateway, GatewayStatus, Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.pricing import Prices, default_prices
 from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
+from gateway.models import (
+    Gateway,
+    GatewayStatus,
+    Membership,
+    Model,
+    Provider,
+    ProviderKind,
+    ResourceGroup,
+    Role,
+)
+from gateway.pricing import Prices, default_prices
 from keys.models import ApiKey
 from keys.services import api_key_create
 from quotas.models import RefreshPeriod
 from quotas.services import token_quota_set
-
 
 
 @transaction.atomic
@@ -107,7 +115,9 @@ def mock_provider_ensure() -> Provider:
 
     The same rows that migration gateway 0002 creates; tests whose database was flushed use it.
     """
-    provider, _ = Provider.objects.get_or_create(name=MOCK_PROVIDER_NAME, defaults={"kind": ProviderKind.MOCK})
+    provider, _ = Provider.objects.get_or_create(
+        name=MOCK_PROVIDER_NAME, defaults={"kind": ProviderKind.MOCK}
+    )
     for model_name, (price_row, max_output) in MOCK_MODELS.items():
         if Model.objects.filter(name=model_name).exists():
             continue

@@ -32,7 +32,9 @@ class TokenQuota(models.Model):
         "gateway.ResourceGroup", on_delete=models.CASCADE, null=True, blank=True, related_name="token_quota"
     )
     limit_tokens = models.PositiveBigIntegerField()
-    refresh_period = models.CharField(max_length=16, choices=RefreshPeriod.choices, default=RefreshPeriod.NONE)
+    refresh_period = models.CharField(
+        max_length=16, choices=RefreshPeriod.choices, default=RefreshPeriod.NONE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

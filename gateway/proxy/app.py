@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 
 import orjson
 
+from gateway.pricing import Prices, TokenUsage
 from gateway.proxy.errors import ProxyError, invalid_api_key, invalid_request
 from gateway.proxy.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
 from gateway.proxy.providers.mock import MockClient
 from gateway.proxy.providers.openai import OpenAICompatibleClient
 from gateway.proxy.registry import KeyContext, ModelRoute, Registry
 from gateway.proxy.usage import usage_from_openai
-from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.tokens import hash_secret
 from quotas.counters import make_counters
@@ -138,12 +138,17 @@ class ProxyApp:
         if key is None:
             raise invalid_api_key()
         if key.status == ApiKeyStatus.REVOKED:
-            raise ProxyError(401, "key_revoked", "This API key has been revoked.", type="authentication_error")
+            raise ProxyError(
+                401, "key_revoked", "This API key has been revoked.", type="authentication_error"
+            )
         if key.status == ApiKeyStatus.EXPIRED or (key.expires_at is not None and key.expires_at <= now):
             raise ProxyError(401, "key_expired", "This API key has expired.", type="authentication_error")
         if not key.gateway_serves:
             raise ProxyError(
-                403, "gateway_disabled", f"The gateway '{key.gateway_name}' is disabled.", type="permission_error"
+                403,
+                "gateway_disabled",
+                f"The gateway '{key.gateway_name}' is disabled.",
+                type="permission_error",
             )
         if key.status == ApiKeyStatus.SUSPENDED and key.suspended_reason != SuspendedReason.TOKEN_QUOTA:
             raise ProxyError(

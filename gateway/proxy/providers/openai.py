@@ -52,7 +52,9 @@ class OpenAICompatibleClient:
         upstream_request_id = response.headers.get("x-request-id", "")
         if stream and response.status_code == 200:
             return UpstreamStream(
-                chunks=_raw_chunks(response, route), upstream_request_id=upstream_request_id, close=response.aclose
+                chunks=_raw_chunks(response, route),
+                upstream_request_id=upstream_request_id,
+                close=response.aclose,
             )
         try:
             body_bytes = await response.aread()
