@@ -1,0 +1,16 @@
+"""URLs of the console (HTML). The `/v1/` data plane is routed in gateway.asgi."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.generic import RedirectView
+
+from gateway import views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="gateway-list"), name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("gateways/", views.gateway_list, name="gateway-list"),
+    path("gateways/new/", views.gateway_create, name="gateway-create"),
+    path("gateways/<int:pk>/", views.gateway_detail, name="gateway-detail"),
+]

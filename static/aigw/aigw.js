@@ -1,0 +1,159 @@
+// aigw console behaviour: dialogs, the Create AI Gateway stepper, copy buttons.
+// Everything is attached by data attributes and re-attached after htmx swaps.
+(function () {
+  "use strict";
+
+  function stepFieldset(form, step) {
+    return form.querySelector('fieldset[data-step="' + step + '"]');
+  }
+
+  function showStep(form, step) {
+    const total = form.querySelectorAll("fieldset[data-step]").length;
+    form.dataset.activeStep = String(step);
+    form.querySelectorAll("fieldset[data-step]").forEach(function (fs) {
+      fs.hidden = Number(fs.dataset.step) !== step;
+    });
+    form.querySelectorAll("[data-step-label]").forEach(function (li) {
+      const n = Number(li.dataset.stepLabel);
+      li.classList.toggle("current", n === step);
+      li.classList.toggle("done", n < step);
+      if (n === step) { li.setAttribute("aria-current", "step"); } else { li.removeAttribute("aria-current"); }
+    });
+    form.querySelector("[data-step-back]").hidden = step === 1;
+    form.querySelector("[data-step-next]").hidden = step === total;
+    form.querySelector("[data-step-submit]").hidden = step !== total;
+    // Focus the field with an error if there is one, else the step's first field.
+    const fieldset = stepFieldset(form, step);
+    const target = fieldset.querySelector('[aria-invalid="true"]:not([disabled])') ||
+      fieldset.querySelector("input:not([type=hidden]):not([disabled]), select");
+    if (target) { target.focus(); }
+  }
+
+  // The inline error under a field: the server's, or one written here.
+  function errorFor(field) {
+    const id = field.id + "-error";
+    let small = document.getElementById(id);
+    if (!small) {
+      small = document.createElement("small");
+      small.id = id;
+      small.className = "error";
+      const anchor = field.type === "checkbox" ? field.closest("label") : field;
+      anchor.insertAdjacentElement("afterend", small);
+    }
+    return small;
+  }
+
+  function markInvalid(field) {
+    const small = errorFor(field);
+    small.textContent = field.dataset.invalidMessage || field.validationMessage;
+    small.hidden = false;
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", small.id);
+  }
+
+  function clearInvalid(field) {
+    field.removeAttribute("aria-invalid");
+    const small = document.getElementById(field.id + "-error");
+    if (small) { small.hidden = true; small.textContent = ""; }
+    field.removeAttribute("aria-describedby");
+  }
+
+  // Inline validation of the visible step before moving on.
+  function stepIsValid(form, step) {
+    const fieldset = stepFieldset(form, step);
+    const quota = form.querySelector("#id_token_quota");
+    const unlimited = form.querySelector("#id_unlimited_quota");
+    if (quota && fieldset.contains(quota)) { quota.required = !unlimited.checked; }
+    const custom = form.querySelector("#id_expires_in");
+    const at = form.querySelector("#id_expires_at");
+    if (at && fieldset.contains(at)) { at.required = custom.value === "custom"; }
+    let firstInvalid = null;
+    fieldset.querySelectorAll("input, select").forEach(function (field) {
+      if (field.disabled || field.type === "hidden") { return; }
+      if (field.checkValidity()) {
+        if (field.getAttribute("aria-invalid") === "true") { clearInvalid(field); }
+      } else {
+        markInvalid(field);
+        firstInvalid = firstInvalid || field;
+      }
+    });
+    if (firstInvalid) { firstInvalid.focus(); }
+    return firstInvalid === null;
+  }
+
+  function setUp(root) {
+    root.querySelectorAll("form.stepper").forEach(function (form) {
+      if (form.dataset.ready) { return; }
+      form.dataset.ready = "1";
+      showStep(form, Number(form.dataset.activeStep || 1));
+      form.querySelector("[data-step-next]").addEventListener("click", function () {
+        const step = Number(form.dataset.activeStep);
+        if (stepIsValid(form, step)) { showStep(form, step + 1); }
+      });
+      form.querySelector("[data-step-back]").addEventListener("click", function () {
+        showStep(form, Number(form.dataset.activeStep) - 1);
+      });
+      form.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && event.target.tagName === "INPUT" && !form.querySelector("[data-step-next]").hidden) {
+          event.preventDefault();
+          form.querySelector("[data-step-next]").click();
+        }
+      });
+      // A field the user corrects loses its error as soon as it is valid.
+      form.addEventListener("input", function (event) {
+        const field = event.target;
+        if (field.getAttribute("aria-invalid") === "true" && field.checkValidity()) { clearInvalid(field); }
+      });
+      const unlimited = form.querySelector("[data-toggles]");
+      if (unlimited) {
+        const target = form.querySelector("#" + unlimited.dataset.toggles);
+        const sync = function () {
+          target.disabled = unlimited.checked;
+          if (unlimited.checked) { clearInvalid(target); } else { target.focus(); }
+        };
+        unlimited.addEventListener("change", sync);
+        target.disabled = unlimited.checked;
+      }
+      const expires = form.querySelector("[data-shows-when-custom]");
+      if (expires) {
+        const box = form.querySelector("#" + expires.dataset.showsWhenCustom);
+        expires.addEventListener("change", function () { box.hidden = expires.value !== "custom"; });
+      }
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    const opener = event.target.closest("[data-open-dialog]");
+    if (opener) { document.getElementById(opener.dataset.openDialog).showModal(); }
+    const closer = event.target.closest("[data-close-dialog]");
+    if (closer) { closer.closest("dialog").close(); }
+    const copy = event.target.closest("[data-copy]");
+    if (copy) {
+      const field = document.getElementById(copy.dataset.copy);
+      field.select();
+      const done = function () { copy.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+      } else {
+        document.execCommand("copy");
+        done();
+      }
+    }
+  });
+
+  // However a dialog is closed (button, Escape), forget a shown key and show the new gateway.
+  // `close` does not bubble, hence the capture.
+  document.addEventListener("close", function (event) {
+    const dialog = event.target;
+    if (!(dialog instanceof HTMLDialogElement)) { return; }
+    const created = dialog.querySelector("[data-created-gateway]");
+    // The next opening starts afresh rather than on the last step of an abandoned form.
+    dialog.querySelectorAll("[data-reset-on-close]").forEach(function (el) {
+      el.innerHTML = '<p aria-busy="true">Loading…</p>';
+    });
+    if (created) { window.location.reload(); }
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", function () { setUp(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { setUp(event.target); });
+})();
