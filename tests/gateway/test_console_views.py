@@ -1,0 +1,155 @@
+"""The console's gateway pages: who sees what, and the Create AI Gateway form's rules.
+(The full dialog in a browser is tested in tests/e2e/test_console_create_gateway.py.)"""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from gateway.models import Gateway, Role
+from gateway.services import gateway_create
+from keys.models import ApiKey
+from keys.tokens import hash_secret
+from quotas.models import TokenQuota
+from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def group():
+    return ResourceGroupFactory(name="Platform")
+
+
+def member(group, role):
+    return MembershipFactory(resource_group=group, role=role).user
+
+
+def create_form(group, **overrides):
+    data = {
+        "unlimited_quota": "on",
+        "expires_in": "",
+        "name": "support-bot",
+        "resource_group": group.pk,
+        "accept_terms": "on",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_signed_out_visitors_are_sent_to_the_sign_in_page(client):
+    response = client.get(reverse("gateway-list"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_an_admin_creates_a_gateway_and_sees_its_key_once(client, group):
+    client.force_login(member(group, Role.ADMIN))
+
+    response = client.post(
+        reverse("gateway-create"),
+        create_form(group, unlimited_quota=None, token_quota="1000000", expires_in="30d"),
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    secret = re.search(r'value="(aigw_[A-Za-z0-9]{43})"', page).group(1)
+    assert "cannot be shown again" in page
+    assert response["Cache-Control"] == "no-store"
+    gateway = Gateway.objects.get(name="support-bot")
+    assert TokenQuota.objects.get(gateway=gateway).limit_tokens == 1_000_000
+    assert ApiKey.objects.get(gateway=gateway).hashed_secret == hash_secret(secret)
+    details = client.get(reverse("gateway-detail", args=[gateway.pk])).content.decode()
+    assert secret not in details and secret[:12] in details
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"accept_terms": None}, "accept_terms", "accept the AI Gateway terms"),
+        ({"unlimited_quota": None, "token_quota": ""}, "token_quota", "positive number of tokens"),
+        ({"unlimited_quota": None, "token_quota": "0"}, "token_quota", "positive number of tokens"),
+        ({"expires_in": "custom", "expires_at": "2001-01-01T00:00"}, "expires_at", "in the future"),
+        ({"name": ""}, "name", "required"),
+    ],
+)
+def test_the_create_form_names_what_is_wrong_and_creates_nothing(client, group, overrides, field, message):
+    client.force_login(member(group, Role.OWNER))
+
+    response = client.post(
+        reverse("gateway-create"), create_form(group, **overrides), headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert message in page
+    assert f'name="{field}"' in page and "aigw_" not in page
+    assert not Gateway.objects.exists()
+
+
+def test_a_gateway_name_is_unique_within_its_resource_group(client, group):
+    client.force_login(member(group, Role.ADMIN))
+    gateway_create(resource_group=group, name="support-bot")
+
+    response = client.post(reverse("gateway-create"), create_form(group))
+
+    assert "A gateway named &#x27;support-bot&#x27; already exists in Platform" in response.content.decode()
+    assert Gateway.objects.count() == 1
+
+
+@pytest.mark.parametrize("role", [Role.AUDITOR, Role.VIEWER, Role.DEVELOPER])
+def test_members_who_may_not_manage_gateways_see_them_but_cannot_create_one(client, group, role):
+    gateway, _, _ = gateway_create(resource_group=group, name="visible")
+    client.force_login(member(group, role))
+
+    listing = client.get(reverse("gateway-list"))
+    assert "visible" in listing.content.decode()
+    assert reverse("gateway-create") not in listing.content.decode()
+    assert client.get(reverse("gateway-create")).status_code == 404
+    assert client.post(reverse("gateway-create"), create_form(group, name="sneaky")).status_code == 404
+    assert client.get(reverse("gateway-detail", args=[gateway.pk])).status_code == 200
+    assert not Gateway.objects.filter(name="sneaky").exists()
+
+
+def test_a_gateway_of_another_group_is_a_404_not_a_403(client, group):
+    gateway, _, _ = gateway_create(resource_group=ResourceGroupFactory(), name="elsewhere")
+    client.force_login(member(group, Role.OWNER))
+
+    assert client.get(reverse("gateway-detail", args=[gateway.pk])).status_code == 404
+    assert "elsewhere" not in client.get(reverse("gateway-list")).content.decode()
+
+
+def test_an_admin_cannot_create_a_gateway_in_a_group_they_do_not_manage(client, group):
+    other = ResourceGroupFactory()
+    MembershipFactory(resource_group=other, role=Role.VIEWER, user=(user := member(group, Role.ADMIN)))
+    client.force_login(user)
+
+    response = client.post(reverse("gateway-create"), create_form(other))
+
+    assert "Select a valid choice" in response.content.decode()
+    assert not Gateway.objects.exists()
+
+
+def test_the_gateway_list_runs_the_same_number_of_queries_for_many_gateways(
+    client, group, django_assert_max_num_queries
+):
+    client.force_login(member(group, Role.OWNER))
+    gateways = [gateway_create(resource_group=group, name=f"gw-{i}")[0] for i in range(25)]
+
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("gateway-list"))
+    page = response.content.decode()
+    assert all(f'href="{reverse("gateway-detail", args=[g.pk])}"' in page for g in gateways)
+
+
+def test_the_logs_tab_is_rendered_as_a_fragment_for_htmx(client, group):
+    gateway, _, _ = gateway_create(resource_group=group, name="logs")
+    client.force_login(member(group, Role.AUDITOR))
+
+    fragment = client.get(
+        reverse("gateway-detail", args=[gateway.pk]) + "?tab=logs", headers={"HX-Request": "true"}
+    )
+
+    assert "No requests yet" in fragment.content.decode()
+    assert "<html" not in fragment.content.decode()
+    assert UserFactory._meta.model.objects.count() == 1

@@ -1,0 +1,67 @@
+"""`manage.py create_gateway` and `manage.py demo`, as scripts and people use them."""
+
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+
+from gateway.models import Gateway
+from keys.models import ApiKey, ApiKeyStatus
+from keys.tokens import hash_secret
+from quotas.models import TokenQuota
+
+
+def run(*args) -> list[str]:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue().strip().splitlines()
+
+
+@pytest.mark.django_db
+def test_create_gateway_prints_the_new_key_alone_on_its_last_line():
+    with time_machine.travel(datetime(2026, 11, 22, 10, 0, tzinfo=UTC), tick=False):
+        lines = run(
+            "create_gateway",
+            "billing-bot",
+            "--group",
+            "finance",
+            "--token-quota",
+            "5000",
+            "--expires-in",
+            "7d",
+        )
+
+    secret = lines[-1]
+    api_key = ApiKey.objects.get(hashed_secret=hash_secret(secret))
+    assert api_key.gateway.name == "billing-bot"
+    assert api_key.gateway.resource_group.name == "finance"
+    assert api_key.expires_at == datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    assert TokenQuota.objects.get(gateway=api_key.gateway).limit_tokens == 5000
+
+
+@pytest.mark.django_db
+def test_create_gateway_refuses_a_duplicate_name_or_a_non_positive_quota():
+    run("create_gateway", "bot")
+    with pytest.raises(CommandError, match="already exists"):
+        run("create_gateway", "bot")
+    with pytest.raises(CommandError, match="positive"):
+        run("create_gateway", "other", "--token-quota", "0")
+    assert Gateway.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_demo_prints_how_to_sign_in_and_a_working_key_and_a_rerun_replaces_the_key():
+    first = "\n".join(run("demo"))
+    assert "sign in as admin / " in first
+    assert "from openai import OpenAI" in first and "curl http://127.0.0.1:8000/v1/chat/completions" in first
+    first_secret = next(line.split()[-1] for line in first.splitlines() if line.startswith("API key:"))
+
+    second = "\n".join(run("demo"))
+    second_secret = next(line.split()[-1] for line in second.splitlines() if line.startswith("API key:"))
+
+    assert ApiKey.objects.get(hashed_secret=hash_secret(first_secret)).status == ApiKeyStatus.REVOKED
+    assert ApiKey.objects.get(hashed_secret=hash_secret(second_secret)).status == ApiKeyStatus.ACTIVE
+    assert Gateway.objects.filter(name="demo-gateway").count() == 1
+    assert (datetime.now(UTC) - Gateway.objects.get().created_at) < timedelta(minutes=5)
