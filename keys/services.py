@@ -38,3 +38,9 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["status", "revoked_at"])
     return api_key
+
+
+def api_key_mark_used(*, api_key_id: int, at: datetime) -> None:
+    """Record that the key was used at `at` (aware UTC). The data plane calls this at most
+    once a minute per key and process (netbox's habit), so it is not a write per request."""
+    ApiKey.objects.filter(pk=api_key_id).update(last_used_at=at)

@@ -142,11 +142,9 @@ class LimitEngine:
         self._run(sync_to_async(suspend, thread_sensitive=True)())
 
     async def _reactivate(self, key_id: int) -> None:
-        from keys.models import ApiKey
+        from quotas.services import api_key_reactivate_after_token_quota
 
-        await ApiKey.objects.filter(
-            pk=key_id, status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
-        ).aupdate(status=ApiKeyStatus.ACTIVE, suspended_reason=SuspendedReason.NONE)
+        await sync_to_async(api_key_reactivate_after_token_quota, thread_sensitive=True)(api_key_id=key_id)
 
     def _run(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

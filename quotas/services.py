@@ -63,3 +63,11 @@ def api_keys_suspend_for_token_quota(*, api_key_ids: list[int]) -> int:
     return ApiKey.objects.filter(pk__in=api_key_ids, status=ApiKeyStatus.ACTIVE).update(
         status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
     )
+
+
+def api_key_reactivate_after_token_quota(*, api_key_id: int) -> int:
+    """Make a key suspended for `token_quota` active again (its quota has room again, e.g. in
+    a new refresh period); returns 1 if it changed, else 0."""
+    return ApiKey.objects.filter(
+        pk=api_key_id, status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
+    ).update(status=ApiKeyStatus.ACTIVE, suspended_reason=SuspendedReason.NONE)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+from asgiref.sync import sync_to_async
 
 from gateway.pricing import Prices, TokenUsage
 from gateway.proxy.errors import ProxyError, invalid_api_key, invalid_request
@@ -25,6 +26,7 @@ from gateway.proxy.providers.openai import OpenAICompatibleClient
 from gateway.proxy.registry import KeyContext, ModelRoute, Registry
 from gateway.proxy.usage import usage_from_openai
 from keys.models import ApiKeyStatus, SuspendedReason
+from keys.services import api_key_mark_used
 from keys.tokens import hash_secret
 from quotas.counters import make_counters
 from quotas.engine import Admission, LimitEngine, LimitExceeded
@@ -162,10 +164,8 @@ class ProxyApp:
         if now - self._last_used_written.get(key_id, -LAST_USED_WRITE_INTERVAL) < LAST_USED_WRITE_INTERVAL:
             return
         self._last_used_written[key_id] = now
-        from keys.models import ApiKey
-
         task = asyncio.get_running_loop().create_task(
-            ApiKey.objects.filter(pk=key_id).aupdate(last_used_at=_now())
+            sync_to_async(api_key_mark_used, thread_sensitive=True)(api_key_id=key_id, at=_now())
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)

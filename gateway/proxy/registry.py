@@ -132,8 +132,15 @@ def _decimal(value) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+MAX_ENTRIES = 100_000
+
+
 class _TtlCache:
-    """A per-process map of loaded values, refreshed in the background once stale."""
+    """A per-process map of loaded values, refreshed in the background once stale.
+
+    Unknown keys are cached too (as None); to keep a flood of made-up keys from growing the map
+    without end, it is emptied when it holds `MAX_ENTRIES`.
+    """
 
     def __init__(self, loader, ttl: float) -> None:
         self._loader = sync_to_async(loader, thread_sensitive=True)
@@ -146,7 +153,7 @@ class _TtlCache:
         now = time.monotonic()
         if entry is None:
             value = await self._loader(*key)
-            self._entries[key] = (value, now)
+            self._store(key, value, now)
             return value
         value, loaded_at = entry
         if now - loaded_at > self._ttl and key not in self._refreshing:
@@ -175,8 +182,13 @@ class _TtlCache:
         if entry is not None and time.monotonic() - entry[1] < seconds:
             return entry[0]
         value = await self._loader(*key)
-        self._entries[key] = (value, time.monotonic())
+        self._store(key, value, time.monotonic())
         return value
+
+    def _store(self, key, value, loaded_at: float) -> None:
+        if len(self._entries) >= MAX_ENTRIES and key not in self._entries:
+            self._entries.clear()
+        self._entries[key] = (value, loaded_at)
 
 
 MISS_RELOAD_SECONDS = 0.1

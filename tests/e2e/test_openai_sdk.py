@@ -50,6 +50,8 @@ def test_a_chat_completion_through_the_mock_provider_is_metered_exactly(live):
     )
     # mock/echo: $1 per million input tokens, $2 per million output tokens
     assert event.cost_usd == Decimal("0.000026")
+    api_key.refresh_from_db()
+    assert api_key.last_used_at is not None and api_key.last_used_at >= event.created_at
 
 
 def test_a_stream_passes_through_and_hides_the_usage_chunk_the_client_did_not_ask_for(live):
