@@ -115,9 +115,7 @@ def mock_provider_ensure() -> Provider:
 
     The same rows that migration gateway 0002 creates; tests whose database was flushed use it.
     """
-    provider, _ = Provider.objects.get_or_create(
-        name=MOCK_PROVIDER_NAME, defaults={"kind": ProviderKind.MOCK}
-    )
+    provider, _ = Provider.objects.get_or_create(name=MOCK_PROVIDER_NAME, defaults={"kind": ProviderKind.MOCK})
     for model_name, (price_row, max_output) in MOCK_MODELS.items():
         if Model.objects.filter(name=model_name).exists():
             continue

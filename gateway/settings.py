@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "template_partials",
     "django_htmx",
+    "rest_framework",
+    "django_celery_beat",
     "gateway",
     "keys",
     "quotas",
@@ -124,6 +126,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis holds the counters shared by every gateway process. Unset: in-process counters.
 REDIS_URL = env.str("REDIS_URL", default="")
 AIGW_REDIS_PREFIX = env.str("AIGW_REDIS_PREFIX", default="aigw")
+
+# Celery: Redis is the broker in production; the embedded default uses kombu's SQLAlchemy
+# transport on a SQLite file in DATA_DIR, so `celery worker --beat` runs with no services.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or f"sqla+sqlite:///{DATA_DIR / 'celery.sqlite3'}"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+# The embedded default also runs the periodic jobs inside the server process (no worker needed).
+AIGW_IN_PROCESS_JOBS = _strict_bool("AIGW_IN_PROCESS_JOBS", not REDIS_URL)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "COERCE_DECIMAL_TO_STRING": False,
+}
 
 # Provider credentials are encrypted with Fernet keys derived from this value (SECRET_KEY if unset).
 # Several comma-separated values rotate keys: the first encrypts, all decrypt.

@@ -1,7 +1,7 @@
 """URLs of the console (HTML). The `/v1/` data plane is routed in gateway.asgi."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from gateway import views
@@ -13,4 +13,5 @@ urlpatterns = [
     path("gateways/", views.gateway_list, name="gateway-list"),
     path("gateways/new/", views.gateway_create, name="gateway-create"),
     path("gateways/<int:pk>/", views.gateway_detail, name="gateway-detail"),
+    path("api/v1/", include("quotas.urls_api")),
 ]

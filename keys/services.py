@@ -12,9 +12,7 @@ from keys.tokens import generate_secret, hash_secret, visible_prefix
 
 
 @transaction.atomic
-def api_key_create(
-    *, gateway, name: str, expires_at: datetime | None = None, created_by=None
-) -> tuple[ApiKey, str]:
+def api_key_create(*, gateway, name: str, expires_at: datetime | None = None, created_by=None) -> tuple[ApiKey, str]:
     """Create an API key on `gateway`; returns `(api_key, secret)`.
 
     The secret is returned here and nowhere else: only its hash is stored.

@@ -85,6 +85,39 @@ def make_counters() -> LocalCounters | RedisCounters:
     return LocalCounters()
 
 
+# Spend is counted in integer units of 1e-10 USD (UsageEvent.cost_usd has 10 decimal places).
+USD_UNITS = 10**10
+
+
+def usd_to_units(amount) -> int:
+    """USD (Decimal) to integer counter units, exactly."""
+    from decimal import Decimal
+
+    return int(Decimal(amount) * USD_UNITS)
+
+
+def units_to_usd(units: int):
+    """Integer counter units back to USD (Decimal with 10 places)."""
+    from decimal import Decimal
+
+    return (Decimal(units) / USD_UNITS).quantize(Decimal("0.0000000001"))
+
+
 def counter_name(kind: str, level: str, entity_id: int, window_tag: str) -> str:
-    """E.g. `aigw:tokens:api_key:12:2026-11-22`."""
+    """E.g. `aigw:tokens:api_key:12:2026-11-22`. `kind` is `tokens` (token quota), `spend`
+    (spend budget, in USD_UNITS), `tpm` or `rpm`; `window_tag` from `window_tag()`."""
     return f"{settings.AIGW_REDIS_PREFIX}:{kind}:{level}:{entity_id}:{window_tag}"
+
+
+def window_tag(refresh_period: str, now) -> str:
+    """The window part of a counter name: `life` for `none`, else the window's first day."""
+    from quotas.periods import window_start
+
+    if refresh_period == "none":
+        return "life"
+    return window_start(refresh_period, now).date().isoformat()
+
+
+def minute_tag(now) -> str:
+    """The window part of a TPM/RPM counter name: the UTC minute, e.g. `m29369345`."""
+    return f"m{int(now.timestamp()) // 60}"

@@ -121,9 +121,7 @@ class LimitEngine:
 
     async def _seed(self, rule: QuotaRule, name: str, now: datetime) -> int:
         since = window_start(rule.refresh_period, now)
-        used = await sync_to_async(_used_tokens_in_db, thread_sensitive=True)(
-            rule.level, rule.entity_id, since
-        )
+        used = await sync_to_async(_used_tokens_in_db, thread_sensitive=True)(rule.level, rule.entity_id, since)
         return await self.counters.seed(name, used, _ttl_seconds(rule.refresh_period, now))
 
     def _suspend(self, key: KeyContext, rule: QuotaRule) -> None:
@@ -134,9 +132,7 @@ class LimitEngine:
 
         def suspend() -> None:
             field = {"api_key": "pk", "gateway": "gateway_id", "resource_group": "gateway__resource_group_id"}
-            ids = list(
-                ApiKey.objects.filter(**{field[rule.level]: rule.entity_id}).values_list("pk", flat=True)
-            )
+            ids = list(ApiKey.objects.filter(**{field[rule.level]: rule.entity_id}).values_list("pk", flat=True))
             api_keys_suspend_for_token_quota(api_key_ids=ids)
 
         self._run(sync_to_async(suspend, thread_sensitive=True)())

@@ -20,9 +20,7 @@ def pytest_sessionstart(session) -> None:
         return
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" not in engine:
-        pytest.exit(
-            f"AIGW_REQUIRE_SERVICES is set but DATABASE_URL is not PostgreSQL ({engine})", returncode=3
-        )
+        pytest.exit(f"AIGW_REQUIRE_SERVICES is set but DATABASE_URL is not PostgreSQL ({engine})", returncode=3)
     if not settings.REDIS_URL:
         pytest.exit("AIGW_REQUIRE_SERVICES is set but REDIS_URL is empty", returncode=3)
     import redis

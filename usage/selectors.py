@@ -16,7 +16,5 @@ def usage_events_latest(*, gateway, limit: int = 50) -> QuerySet[UsageEvent]:
 
 def tokens_used(*, gateway, since: datetime) -> int:
     """Total tokens (every type) used through `gateway` since `since` (aware UTC)."""
-    total = UsageEvent.objects.filter(gateway=gateway, created_at__gte=since).aggregate(
-        t=Sum("total_tokens")
-    )["t"]
+    total = UsageEvent.objects.filter(gateway=gateway, created_at__gte=since).aggregate(t=Sum("total_tokens"))["t"]
     return int(total or 0)

@@ -140,9 +140,7 @@ class ProxyApp:
         if key is None:
             raise invalid_api_key()
         if key.status == ApiKeyStatus.REVOKED:
-            raise ProxyError(
-                401, "key_revoked", "This API key has been revoked.", type="authentication_error"
-            )
+            raise ProxyError(401, "key_revoked", "This API key has been revoked.", type="authentication_error")
         if key.status == ApiKeyStatus.EXPIRED or (key.expires_at is not None and key.expires_at <= now):
             raise ProxyError(401, "key_expired", "This API key has expired.", type="authentication_error")
         if not key.gateway_serves:
@@ -264,9 +262,7 @@ class ProxyApp:
             answer = await self.clients[route.provider_kind].chat(route, upstream_body, stream)
         except UpstreamError as error:
             self._finish(meter, None, 504 if error.timeout else 502, error_code=_code(error))
-            raise ProxyError(
-                504 if error.timeout else 502, _code(error), str(error), type="upstream_error"
-            ) from None
+            raise ProxyError(504 if error.timeout else 502, _code(error), str(error), type="upstream_error") from None
 
         if isinstance(answer, UpstreamResponse):
             await self._answer_whole(send, answer, meter, base_headers)
@@ -282,9 +278,7 @@ class ProxyApp:
                 headers = [*base_headers, (b"content-type", answer.content_type.encode())]
                 await _send_bytes(send, status, answer.body, headers)
                 return
-            raise ProxyError(
-                status, code, f"The provider answered with HTTP {answer.status}.", type="upstream_error"
-            )
+            raise ProxyError(status, code, f"The provider answered with HTTP {answer.status}.", type="upstream_error")
         try:
             usage = usage_from_openai(orjson.loads(answer.body).get("usage"))
         except (orjson.JSONDecodeError, AttributeError):

@@ -67,9 +67,7 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
     from quotas.models import TokenQuota
 
     api_key = (
-        ApiKey.objects.select_related("gateway", "gateway__resource_group")
-        .filter(hashed_secret=hashed_secret)
-        .first()
+        ApiKey.objects.select_related("gateway", "gateway__resource_group").filter(hashed_secret=hashed_secret).first()
     )
     if api_key is None:
         return None

@@ -21,9 +21,7 @@ def usage_from_openai(usage: dict | None) -> TokenUsage:
     completion_details = usage.get("completion_tokens_details") or {}
     input_tokens = _int(usage.get("prompt_tokens"))
     cached = min(_int(prompt_details.get("cached_tokens")), input_tokens)
-    cache_write = _int(prompt_details.get("cache_write_tokens")) or _int(
-        usage.get("cache_creation_input_tokens")
-    )
+    cache_write = _int(prompt_details.get("cache_write_tokens")) or _int(usage.get("cache_creation_input_tokens"))
     output_tokens = _int(usage.get("completion_tokens"))
     return TokenUsage(
         input_tokens=input_tokens,

@@ -28,9 +28,7 @@ def new_key(**kwargs):
     return gateway_create(resource_group=ResourceGroupFactory(), name="errors", **kwargs)
 
 
-def post(
-    live, body=CHAT, secret: str | None = None, headers: dict | None = None, content: bytes | None = None
-):
+def post(live, body=CHAT, secret: str | None = None, headers: dict | None = None, content: bytes | None = None):
     headers = dict(headers or {})
     if secret is not None:
         headers["authorization"] = f"Bearer {secret}"
@@ -91,9 +89,7 @@ def test_an_expired_key_is_401_key_expired(live):
 
 def test_a_key_suspended_by_an_admin_is_403_key_suspended(live):
     _, api_key, secret = new_key()
-    ApiKey.objects.filter(pk=api_key.pk).update(
-        status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.ADMIN
-    )
+    ApiKey.objects.filter(pk=api_key.pk).update(status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.ADMIN)
     assert_error(post(live, secret=secret), 403, "key_suspended", "permission_error")
 
 
@@ -155,9 +151,7 @@ def test_bad_bodies_are_400_invalid_request_error_and_a_huge_one_is_413(live):
         post(live, {"messages": CHAT["messages"]}, secret=secret), 400, "invalid_request_error"
     )
     assert missing_model["param"] == "model"
-    no_messages = assert_error(
-        post(live, {"model": "mock/echo"}, secret=secret), 400, "invalid_request_error"
-    )
+    no_messages = assert_error(post(live, {"model": "mock/echo"}, secret=secret), 400, "invalid_request_error")
     assert no_messages["param"] == "messages"
     huge = {**CHAT, "messages": [{"role": "user", "content": "x" * (65 * 1024)}]}  # server limit: 64 KiB
     assert_error(post(live, huge, secret=secret), 413, "invalid_request_error")

@@ -65,9 +65,7 @@ def test_a_stream_passes_through_and_hides_the_usage_chunk_the_client_did_not_as
         request_id = response.headers["x-request-id"]
         chunks = list(response.parse())
 
-    assert all(chunk.choices for chunk in chunks), (
-        "the usage-only chunk was shown to a client that did not ask"
-    )
+    assert all(chunk.choices for chunk in chunks), "the usage-only chunk was shown to a client that did not ask"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.message.content
     event = wait_for_usage_event(request_id)
     # prompt 12 tokens, half cached (6); answer 24 visible + 16 reasoning tokens = max_tokens 40
@@ -92,10 +90,7 @@ def test_the_async_client_gets_the_usage_chunk_when_it_asks_for_it(live):
 
     assert chunks[-1].choices == []
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (12, 7)
-    assert (
-        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        == "Echo: Hello there, gateway!"
-    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: Hello there, gateway!"
 
 
 @pytest.fixture

@@ -76,9 +76,7 @@ def test_an_admin_creates_a_gateway_and_sees_its_key_once(client, group):
 def test_the_create_form_names_what_is_wrong_and_creates_nothing(client, group, overrides, field, message):
     client.force_login(member(group, Role.OWNER))
 
-    response = client.post(
-        reverse("gateway-create"), create_form(group, **overrides), headers={"HX-Request": "true"}
-    )
+    response = client.post(reverse("gateway-create"), create_form(group, **overrides), headers={"HX-Request": "true"})
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -146,9 +144,7 @@ def test_the_logs_tab_is_rendered_as_a_fragment_for_htmx(client, group):
     gateway, _, _ = gateway_create(resource_group=group, name="logs")
     client.force_login(member(group, Role.AUDITOR))
 
-    fragment = client.get(
-        reverse("gateway-detail", args=[gateway.pk]) + "?tab=logs", headers={"HX-Request": "true"}
-    )
+    fragment = client.get(reverse("gateway-detail", args=[gateway.pk]) + "?tab=logs", headers={"HX-Request": "true"})
 
     assert "No requests yet" in fragment.content.decode()
     assert "<html" not in fragment.content.decode()

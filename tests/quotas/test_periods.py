@@ -48,9 +48,7 @@ def test_windows_start_and_end_at_utc_boundaries(period, now, start, end):
 
 
 def test_a_time_in_another_zone_falls_in_its_utc_window():
-    tokyo_morning = datetime(
-        2026, 11, 23, 8, 0, tzinfo=timezone(timedelta(hours=9))
-    )  # 23:00 UTC the day before
+    tokyo_morning = datetime(2026, 11, 23, 8, 0, tzinfo=timezone(timedelta(hours=9)))  # 23:00 UTC the day before
     assert window_start("daily", tokyo_morning) == datetime(2026, 11, 22, tzinfo=UTC)
 
 

@@ -22,9 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--token-quota", type=int, default=None, help="Token quota; omit for unlimited.")
         parser.add_argument("--expires-in", default="never", choices=list(EXPIRES_IN_CHOICES))
 
-    def handle(
-        self, *args, name: str, group: str, token_quota: int | None, expires_in: str, **options
-    ) -> None:
+    def handle(self, *args, name: str, group: str, token_quota: int | None, expires_in: str, **options) -> None:
         if token_quota is not None and token_quota <= 0:
             raise CommandError("--token-quota must be a positive number of tokens")
         mock_provider_ensure()

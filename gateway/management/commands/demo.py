@@ -29,16 +29,12 @@ class Command(BaseCommand):
     def handle(self, *args, base_url: str, **options) -> None:
         mock_provider_ensure()
         password = secrets.token_urlsafe(12)
-        user, _ = get_user_model().objects.get_or_create(
-            username=DEMO_USER, defaults={"email": "admin@example.com"}
-        )
+        user, _ = get_user_model().objects.get_or_create(username=DEMO_USER, defaults={"email": "admin@example.com"})
         user.set_password(password)
         user.save()
         group, _ = ResourceGroup.objects.get_or_create(name=DEMO_GROUP)
         Membership.objects.update_or_create(user=user, resource_group=group, defaults={"role": Role.OWNER})
-        gateway = Gateway.objects.filter(
-            resource_group=group, name=DEMO_GATEWAY, deleted_at__isnull=True
-        ).first()
+        gateway = Gateway.objects.filter(resource_group=group, name=DEMO_GATEWAY, deleted_at__isnull=True).first()
         if gateway is None:
             gateway, _, secret = gateway_create(
                 resource_group=group,

@@ -122,9 +122,7 @@ class MockClient:
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(
-            delta: dict, finish_reason: str | None = None, usage: dict | None = None, choices=True
-        ) -> bytes:
+        def chunk(delta: dict, finish_reason: str | None = None, usage: dict | None = None, choices=True) -> bytes:
             data: dict = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",

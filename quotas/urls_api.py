@@ -1,0 +1,3 @@
+"""URLs of the limits part of the management API, under /api/v1/."""
+
+urlpatterns: list = []
