@@ -129,7 +129,9 @@ AIGW_REDIS_PREFIX = env.str("AIGW_REDIS_PREFIX", default="aigw")
 
 # Celery: Redis is the broker in production; the embedded default uses kombu's SQLAlchemy
 # transport on a SQLite file in DATA_DIR, so `celery worker --beat` runs with no services.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or f"sqla+sqlite:///{DATA_DIR / 'celery.sqlite3'}"
+CELERY_BROKER_URL = (
+    env.str("CELERY_BROKER_URL", default="") or REDIS_URL or f"sqla+sqlite:///{DATA_DIR / 'celery.sqlite3'}"
+)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

@@ -1,137 +1,291 @@
-"""The limit engine's one question from the data plane: may this request go?
+"""The limit engine's one question from the data plane: may this request go, and reserve.
 
-`admit` checks every limit on every level of a key (key, gateway, resource group) against the
-shared counters and raises `LimitExceeded` naming the first level that is over; `settle` adds a
-finished request's real usage. Windows are recognised from the clock on each request, so no job
-has to run for a new day, week or month to start.
+`admit` checks every limit on every level of a key (API key, gateway, resource group) in one
+atomic check-and-reserve over the shared counters, and raises `LimitExceeded` naming the first
+level and limit that is over. `settle` replaces what was reserved with the real usage and cost
+(or releases it when the upstream failed). Windows are recognised from the clock on each
+request, so a new day, week, month or minute starts at its exact UTC second with no job run.
+
+Per kind of limit (SPEC §3):
+- token quota (`tokens`): soft: rejected once used >= quota; hard: prompt estimate +
+  max output tokens are reserved, so usage never passes the quota.
+- spend budget (`spend`, 1e-10 USD units): soft (Vercel): rejected once spend >= limit;
+  hard: the worst-case cost is reserved before forwarding.
+- TPM (`tpm`): the prompt estimate is reserved and must fit in the minute; corrected after.
+- RPM (`rpm`): one request is reserved and must fit in the minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 
-from gateway.pricing import TokenUsage
-from gateway.proxy.registry import KeyContext, QuotaRule
+from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKeyStatus, SuspendedReason
-from quotas.counters import Counters, counter_name
-from quotas.models import RefreshPeriod
+from quotas.counters import CounterCheck, Counters, counter_name, minute_tag, units_to_usd, usd_to_units, window_tag
+from quotas.models import Level, RefreshPeriod
 from quotas.periods import window_end, window_start
 
 log = logging.getLogger(__name__)
 
+LEVEL_LABELS = {Level.API_KEY: "API key", Level.GATEWAY: "gateway", Level.RESOURCE_GROUP: "resource group"}
 _WINDOW_WORDS = {
     RefreshPeriod.NONE: "",
     RefreshPeriod.DAILY: " today (UTC)",
     RefreshPeriod.WEEKLY: " this week (UTC)",
     RefreshPeriod.MONTHLY: " this month (UTC)",
 }
-LEVEL_LABELS = {"api_key": "API key", "gateway": "gateway", "resource_group": "resource group"}
+MINUTE = "minute"
+SUSPEND_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRule:
+    """One limit on one level, as the data plane holds it.
+
+    `kind`: `tokens`, `spend`, `tpm` or `rpm`; `limit` in counter units (tokens, 1e-10 USD,
+    requests); `period`: a RefreshPeriod for tokens/spend, `minute` for tpm/rpm.
+    """
+
+    kind: str
+    level: str
+    entity_id: int
+    limit: int
+    period: str
+    hard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a request may use at most: estimated prompt tokens, max output tokens, worst cost."""
+
+    prompt_tokens: int = 0
+    max_output_tokens: int = 0
+    worst_cost_units: int = 0
+
+    @classmethod
+    def of(cls, prompt_tokens: int, max_output_tokens: int, prices: Prices) -> Estimate:
+        """Worst cost: every prompt token at the dearest input price, every output token at the
+        output price (USD per million tokens)."""
+        input_price = max(p for p in (prices.input, prices.cache_write, Decimal(0)) if p is not None)
+        worst = (prompt_tokens * input_price + max_output_tokens * (prices.output or Decimal(0))) / 1_000_000
+        return cls(prompt_tokens, max_output_tokens, math.ceil(worst * 10**10))
 
 
 class LimitExceeded(Exception):
-    """A limit rejects the request. `code` is the SPEC §4 error code, `level` the limit's level."""
+    """A limit rejects the request: `code` is the SPEC §4 error code, `type` OpenAI's error type,
+    `retry_after` seconds for rate limits (None otherwise)."""
 
-    def __init__(self, *, code: str, level: str, message: str) -> None:
+    def __init__(self, *, rule: LimitRule, code: str, type: str, message: str, retry_after: int | None = None):  # noqa: A002
         super().__init__(message)
+        self.rule = rule
         self.code = code
-        self.level = level
+        self.type = type
         self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What `admit` counted against: the token counters of the request's windows."""
+    """What `admit` reserved: per rule, its counter name, the amount reserved and the counter after."""
 
     key_id: int
-    token_counters: tuple[tuple[QuotaRule, str], ...]
+    now: datetime
+    rules: tuple[LimitRule, ...] = ()
+    names: tuple[str, ...] = ()
+    reserved: tuple[int, ...] = ()
+    values: tuple[int, ...] = ()
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """OpenAI's `x-ratelimit-*` headers for the tightest TPM and RPM limits (empty if none)."""
+        headers: dict[str, str] = {}
+        reset = f"{seconds_to_next_minute(self.now)}s"
+        for kind, word in (("rpm", "requests"), ("tpm", "tokens")):
+            pairs = [(r.limit, v) for r, v in zip(self.rules, self.values, strict=True) if r.kind == kind]
+            if pairs:
+                limit, used = min(pairs, key=lambda pair: pair[0] - pair[1])
+                headers[f"x-ratelimit-limit-{word}"] = str(limit)
+                headers[f"x-ratelimit-remaining-{word}"] = str(max(limit - used, 0))
+                headers[f"x-ratelimit-reset-{word}"] = reset
+        return headers
 
 
-def _window_tag(refresh_period: str, now: datetime) -> str:
-    if refresh_period == RefreshPeriod.NONE:
-        return "life"
-    return window_start(refresh_period, now).date().isoformat()
+def seconds_to_next_minute(now: datetime) -> int:
+    """Whole seconds until the next UTC minute starts (at least 1)."""
+    return max(1, math.ceil(60 - (now.timestamp() % 60)))
 
 
-def _ttl_seconds(refresh_period: str, now: datetime) -> int | None:
-    end = window_end(refresh_period, now)
+def _ttl_seconds(period: str, now: datetime) -> int | None:
+    if period == MINUTE:
+        return 120
+    end = window_end(period, now)
     if end is None:
         return None
     return int((end - now).total_seconds()) + 86_400  # a day's grace for the period-closing job
 
 
-def _used_tokens_in_db(level: str, entity_id: int, since: datetime) -> int:
-    from django.db.models import Sum
-
-    from usage.models import UsageEvent
-
-    field = {"api_key": "api_key_id", "gateway": "gateway_id", "resource_group": "resource_group_id"}[level]
-    total = UsageEvent.objects.filter(**{field: entity_id, "created_at__gte": since}).aggregate(
-        total=Sum("total_tokens")
-    )["total"]
-    return int(total or 0)
-
-
 class LimitEngine:
-    """Checks and counts limits for the data plane. One per process."""
+    """Checks, reserves and settles limits for the data plane. One per process."""
 
     def __init__(self, counters: Counters) -> None:
         self.counters = counters
         self._background: set[asyncio.Task] = set()
+        self._suspended_at: dict[tuple[str, int], float] = {}
 
-    async def admit(self, key: KeyContext, now: datetime) -> Admission:
-        """Check every token quota of `key` at `now` (aware UTC).
+    def _check(self, rule: LimitRule, now: datetime, estimate: Estimate) -> CounterCheck:
+        if rule.kind == "rpm":
+            amount, strict = 1, True
+        elif rule.kind == "tpm":
+            amount, strict = estimate.prompt_tokens, True
+        elif rule.kind == "tokens":
+            amount = estimate.prompt_tokens + estimate.max_output_tokens if rule.hard else 0
+            strict = rule.hard
+        else:
+            amount, strict = (estimate.worst_cost_units, True) if rule.hard else (0, False)
+        tag = minute_tag(now) if rule.period == MINUTE else window_tag(rule.period, now)
+        return CounterCheck(
+            name=counter_name(rule.kind, rule.level, rule.entity_id, tag),
+            limit=rule.limit,
+            amount=amount,
+            strict=strict,
+            seedable=rule.kind in ("tokens", "spend"),
+            ttl_seconds=_ttl_seconds(rule.period, now),
+        )
+
+    async def admit(self, key, rules: tuple[LimitRule, ...], now: datetime, estimate: Estimate) -> Admission:
+        """Check every rule of `key` at `now` (aware UTC) and reserve what the request may use.
 
         Raises:
-            LimitExceeded: `token_quota_exceeded` when used tokens have reached a quota.
+            LimitExceeded: with `token_quota_exceeded` / `budget_exceeded` (type
+                `insufficient_quota`) or `rate_limit_exceeded` (with `retry_after`).
         """
-        names = [
-            counter_name("tokens", rule.level, rule.entity_id, _window_tag(rule.refresh_period, now))
-            for rule in key.token_quotas
-        ]
-        pairs = tuple(zip(key.token_quotas, names, strict=True))
-        if names:
-            values = await self.counters.read(names)
-            for (rule, name), value in zip(pairs, values, strict=True):
-                if value is None:
-                    value = await self._seed(rule, name, now)
-                if value >= rule.limit_tokens:
-                    self._suspend(key, rule)
-                    raise LimitExceeded(
-                        code="token_quota_exceeded",
-                        level=rule.level,
-                        message=(
-                            f"The token quota of this {LEVEL_LABELS[rule.level]} is used up: "
-                            f"{value:,} of {rule.limit_tokens:,} tokens{_WINDOW_WORDS[rule.refresh_period]}. "
-                            "Ask an admin to raise the quota."
-                        ),
-                    )
+        if not rules:
+            return Admission(key_id=key.key_id, now=now)
+        checks = [self._check(rule, now, estimate) for rule in rules]
+        for _ in range(len(checks) + 1):
+            result = await self.counters.check_and_reserve(checks)
+            if not result.missing:
+                break
+            await self._seed(rules[result.failed], checks[result.failed], now)
+        if not result.ok:
+            raise self._exceeded(key, rules[result.failed], result.value, now)
         if key.status == ApiKeyStatus.SUSPENDED and key.suspended_reason == SuspendedReason.TOKEN_QUOTA:
             self._run(self._reactivate(key.key_id))
-        return Admission(key_id=key.key_id, token_counters=pairs)
+        return Admission(
+            key_id=key.key_id,
+            now=now,
+            rules=rules,
+            names=tuple(c.name for c in checks),
+            reserved=tuple(c.amount for c in checks),
+            values=result.values,
+        )
 
-    async def settle(self, admission: Admission, usage: TokenUsage) -> None:
-        """Count the real `usage` of an admitted request in every window it was admitted to."""
-        if admission.token_counters and usage.total_tokens:
-            await self.counters.add([name for _, name in admission.token_counters], usage.total_tokens)
+    async def usage_of(self, rules: tuple[LimitRule, ...], now: datetime) -> list[int]:
+        """What each rule's counter holds in the window of `now` (seeding missing ones), in
+        counter units; for GET /v1/key and GET /v1/quotas."""
+        checks = [self._check(rule, now, Estimate()) for rule in rules]
+        values = await self.counters.read([c.name for c in checks]) if checks else []
+        out = []
+        for rule, check, value in zip(rules, checks, values, strict=True):
+            if value is None and check.seedable:
+                await self._seed(rule, check, now)
+                (value,) = await self.counters.read([check.name])
+            out.append(value or 0)
+        return out
 
-    async def _seed(self, rule: QuotaRule, name: str, now: datetime) -> int:
-        since = window_start(rule.refresh_period, now)
-        used = await sync_to_async(_used_tokens_in_db, thread_sensitive=True)(rule.level, rule.entity_id, since)
-        return await self.counters.seed(name, used, _ttl_seconds(rule.refresh_period, now))
-
-    def _suspend(self, key: KeyContext, rule: QuotaRule) -> None:
-        if key.status != ApiKeyStatus.ACTIVE:
+    async def settle(self, admission: Admission, usage: TokenUsage, cost_usd: Decimal) -> None:
+        """Replace the reservations with the real `usage` and `cost_usd`; a failed request
+        (zero usage) releases them. A token quota that is now reached suspends its keys."""
+        if not admission.rules:
             return
+        deltas = []
+        for rule, name, reserved in zip(admission.rules, admission.names, admission.reserved, strict=True):
+            if rule.kind == "rpm":
+                continue
+            actual = usd_to_units(cost_usd) if rule.kind == "spend" else usage.total_tokens
+            if actual != reserved:
+                deltas.append((rule, name, actual - reserved))
+        if not deltas:
+            return
+        values = await self.counters.adjust([(name, delta) for _, name, delta in deltas])
+        for (rule, _, _), value in zip(deltas, values, strict=True):
+            if rule.kind == "tokens" and value is not None and value >= rule.limit:
+                self._suspend(rule)
+
+    async def _seed(self, rule: LimitRule, check: CounterCheck, now: datetime) -> None:
+        from quotas.selectors import used_in_window
+
+        since = window_start(rule.period, now)
+        used = await sync_to_async(used_in_window, thread_sensitive=True)(
+            level=rule.level, entity_id=rule.entity_id, since=since
+        )
+        value = usd_to_units(used.usd) if rule.kind == "spend" else used.tokens
+        await self.counters.seed(check.name, value, check.ttl_seconds)
+
+    def _exceeded(self, key, rule: LimitRule, value: int, now: datetime) -> LimitExceeded:
+        where = f"this {LEVEL_LABELS[rule.level]}"
+        if rule.kind == "tokens":
+            self._suspend(rule)
+            return LimitExceeded(
+                rule=rule,
+                code="token_quota_exceeded",
+                type="insufficient_quota",
+                message=(
+                    f"The token quota of {where} is used up: {value:,} of {rule.limit:,} tokens"
+                    f"{_WINDOW_WORDS[rule.period]}"
+                    + (" (this request could pass it)" if rule.hard and value < rule.limit else "")
+                    + ". Ask an admin to raise the quota."
+                ),
+            )
+        if rule.kind == "spend":
+            return LimitExceeded(
+                rule=rule,
+                code="budget_exceeded",
+                type="insufficient_quota",
+                message=(
+                    f"The spend budget of {where} is used up: ${units_to_usd(value).normalize():f} of "
+                    f"${units_to_usd(rule.limit).normalize():f}{_WINDOW_WORDS[rule.period]}"
+                    + (" (this request could pass it)" if rule.hard and value < rule.limit else "")
+                    + "."
+                ),
+            )
+        word = "requests" if rule.kind == "rpm" else "tokens"
+        return LimitExceeded(
+            rule=rule,
+            code="rate_limit_exceeded",
+            type=word,
+            message=(
+                f"Rate limit reached for {where}: {rule.limit:,} {word} per minute "
+                f"(used {value:,}). Try again in {seconds_to_next_minute(now)}s."
+            ),
+            retry_after=seconds_to_next_minute(now),
+        )
+
+    def _suspend(self, rule: LimitRule) -> None:
+        """Mark the keys under a reached token quota suspended (once per owner every few seconds,
+        however many requests are rejected meanwhile)."""
         from keys.models import ApiKey
         from quotas.services import api_keys_suspend_for_token_quota
 
+        owner = (rule.level, rule.entity_id)
+        moment = time.monotonic()
+        if moment - self._suspended_at.get(owner, -SUSPEND_EVERY_SECONDS) < SUSPEND_EVERY_SECONDS:
+            return
+        self._suspended_at[owner] = moment
+
         def suspend() -> None:
-            field = {"api_key": "pk", "gateway": "gateway_id", "resource_group": "gateway__resource_group_id"}
+            field = {
+                Level.API_KEY: "pk",
+                Level.GATEWAY: "gateway_id",
+                Level.RESOURCE_GROUP: "gateway__resource_group_id",
+            }
             ids = list(ApiKey.objects.filter(**{field[rule.level]: rule.entity_id}).values_list("pk", flat=True))
             api_keys_suspend_for_token_quota(api_key_ids=ids)
 

@@ -20,10 +20,11 @@ MAX_BATCH = 500
 
 
 def _write(rows: list[dict]) -> None:
-    from django.db import DatabaseError, transaction
+    from django.db import DatabaseError, close_old_connections, transaction
 
     from usage.models import UsageEvent
 
+    close_old_connections()
     try:
         with transaction.atomic():
             UsageEvent.objects.bulk_create([UsageEvent(**row) for row in rows])

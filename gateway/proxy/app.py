@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -28,8 +28,10 @@ from gateway.proxy.usage import usage_from_openai
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_mark_used
 from keys.tokens import hash_secret
-from quotas.counters import make_counters
-from quotas.engine import Admission, LimitEngine, LimitExceeded
+from quotas import estimate as estimating
+from quotas.counters import make_counters, units_to_usd
+from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded
+from quotas.periods import window_end, window_start
 from usage.recorder import UsageRecorder
 
 log = logging.getLogger(__name__)
@@ -119,10 +121,11 @@ class ProxyApp:
                 if method != "POST":
                     raise ProxyError(405, "method_not_allowed", "Use POST for /v1/chat/completions.")
                 await self._chat(scope, receive, send, request_id, base_headers)
-            elif path == "/v1/models":
+            elif path in ("/v1/models", "/v1/key", "/v1/quotas"):
                 if method != "GET":
-                    raise ProxyError(405, "method_not_allowed", "Use GET for /v1/models.")
-                await self._models(scope, send, base_headers)
+                    raise ProxyError(405, "method_not_allowed", f"Use GET for {path}.")
+                handler = {"/v1/models": self._models, "/v1/key": self._key, "/v1/quotas": self._quotas}[path]
+                await handler(scope, send, base_headers)
             else:
                 raise ProxyError(404, "unknown_url", f"Unknown request URL: {method} {scope['path']}.")
         except ProxyError as error:
@@ -223,6 +226,77 @@ class ProxyApp:
             [*base_headers, (b"content-type", b"application/json")],
         )
 
+    async def _key(self, scope, send, base_headers) -> None:
+        """GET /v1/key: the calling key's own record and every limit on it, with what is used
+        and what remains in the current window (like OpenRouter's GET /key)."""
+        now = _now()
+        key = await self._authenticate(scope, now)
+        used = await self.limits.usage_of(key.limits, now)
+        limits = []
+        for rule, value in zip(key.limits, used, strict=True):
+            money = rule.kind == "spend"
+            item = {
+                "type": {"tokens": "token_quota", "spend": "spend_budget", "tpm": "tpm", "rpm": "rpm"}[rule.kind],
+                "level": rule.level,
+                "limit": float(units_to_usd(rule.limit)) if money else rule.limit,
+                "used": float(units_to_usd(value)) if money else value,
+                "remaining": float(units_to_usd(max(rule.limit - value, 0))) if money else max(rule.limit - value, 0),
+                "unit": "usd" if money else ("requests" if rule.kind == "rpm" else "tokens"),
+                "refreshPeriod": rule.period,
+                "mode": "hard" if rule.hard or rule.kind in ("tpm", "rpm") else "soft",
+            }
+            if rule.period == MINUTE:
+                start = now.replace(second=0, microsecond=0)
+                item["windowStart"], item["resetsAt"] = _iso(start), _iso(start.replace(second=0) + _ONE_MINUTE)
+            else:
+                end = window_end(rule.period, now)
+                item["windowStart"] = _iso(window_start(rule.period, now))
+                item["resetsAt"] = _iso(end) if end else None
+            limits.append(item)
+        payload = {
+            "id": key.key_id,
+            "quotaEntityId": f"api_key_id_{key.key_id}",
+            "name": key.key_name,
+            "gateway": {"id": key.gateway_id, "name": key.gateway_name},
+            "status": key.status,
+            "expiresAt": _iso(key.expires_at) if key.expires_at else None,
+            "limits": limits,
+        }
+        await _send_bytes(send, 200, orjson.dumps(payload), [*base_headers, (b"content-type", b"application/json")])
+
+    async def _quotas(self, scope, send, base_headers) -> None:
+        """GET /v1/quotas?quotaEntityId=api_key_id_<id>: the calling key's own spend budget in
+        Vercel's shape; 404 `{"error": "Quota not found"}` when it has none (Vercel quotas API)."""
+        now = _now()
+        key = await self._authenticate(scope, now)
+        from urllib.parse import parse_qs
+
+        query = parse_qs(scope.get("query_string", b"").decode())
+        entity = (query.get("quotaEntityId") or [""])[0]
+        headers = [*base_headers, (b"content-type", b"application/json")]
+        if not entity:
+            body = {"error": "quotaEntityId is required", "field": "quotaEntityId"}
+            await _send_bytes(send, 400, orjson.dumps(body), headers)
+            return
+        budget = key.own_budget
+        if entity != f"api_key_id_{key.key_id}" or budget is None:
+            await _send_bytes(send, 404, orjson.dumps({"error": "Quota not found"}), headers)
+            return
+        from quotas.engine import LimitRule
+        from quotas.models import Level
+
+        rule = LimitRule("spend", Level.API_KEY, key.key_id, 0, budget.refresh_period)
+        (spent,) = await self.limits.usage_of((rule,), now)
+        payload = {
+            "quotaEntityId": entity,
+            "apiKeyName": key.key_name,
+            "limitAmount": float(budget.limit_usd),
+            "currentSpend": float(units_to_usd(spent)),
+            "refreshPeriod": budget.refresh_period,
+            "active": budget.active,
+        }
+        await _send_bytes(send, 200, orjson.dumps(payload), headers)
+
     async def _chat(self, scope, receive, send, request_id: str, base_headers) -> None:
         started = time.perf_counter()
         now = _now()
@@ -233,10 +307,21 @@ class ProxyApp:
         if not isinstance(messages, list) or not messages:
             raise invalid_request("'messages' must be a non-empty array of messages.", param="messages")
         stream = body.get("stream") is True
+        estimate = Estimate()
+        if key.needs_estimate:
+            estimate = Estimate.of(
+                estimating.prompt_tokens(messages),
+                estimating.max_output_tokens(body, route.max_output_tokens),
+                route.prices,
+            )
         try:
-            admission = await self.limits.admit(key, now)
+            admission = await self.limits.admit(key, key.limits, now, estimate)
         except LimitExceeded as exceeded:
-            raise ProxyError(429, exceeded.code, exceeded.message, type="insufficient_quota") from None
+            headers = {}
+            if exceeded.retry_after is not None:
+                headers["retry-after"] = str(exceeded.retry_after)
+            raise ProxyError(429, exceeded.code, exceeded.message, type=exceeded.type, headers=headers) from None
+        base_headers = base_headers + [(k.encode(), v.encode()) for k, v in admission.rate_limit_headers().items()]
 
         upstream_body = dict(body, model=route.upstream_model)
         usage_hidden = False
@@ -366,10 +451,17 @@ class ProxyApp:
             cost_usd=meter.prices.cost(usage),
         )
         self.recorder.record(event)
-        if usage.total_tokens:
-            task = asyncio.get_running_loop().create_task(self.limits.settle(meter.admission, usage))
+        if meter.admission.rules:
+            task = asyncio.get_running_loop().create_task(self.limits.settle(meter.admission, usage, event["cost_usd"]))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+
+_ONE_MINUTE = timedelta(minutes=1)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _sse_data(raw_event: bytes) -> bytes | None:

@@ -18,16 +18,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway.pricing import Prices
+from quotas.engine import MINUTE, LimitRule
 
 
 @dataclass(frozen=True, slots=True)
-class QuotaRule:
-    """A token quota on one level: `level` is `api_key`, `gateway` or `resource_group`."""
+class OwnBudget:
+    """The key's own (API-key level, not archived) spend budget, enforced or not, for GET /v1/quotas."""
 
-    level: str
-    entity_id: int
-    limit_tokens: int
+    limit_usd: Decimal
     refresh_period: str
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,13 @@ class KeyContext:
     gateway_serves: bool
     resource_group_id: int
     allowed_models: frozenset[str] | None  # None: every enabled model
-    token_quotas: tuple[QuotaRule, ...]
+    limits: tuple[LimitRule, ...]  # every limit on the key, its gateway and its group
+    own_budget: OwnBudget | None = None
+
+    @property
+    def needs_estimate(self) -> bool:
+        """True when a limit needs the prompt estimate before forwarding (TPM, hard limits)."""
+        return any(rule.hard or rule.kind == "tpm" for rule in self.limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +68,58 @@ class ModelRoute:
     max_output_tokens: int | None
 
 
-def _load_key(hashed_secret: str) -> KeyContext | None:
-    from keys.models import ApiKey
-    from quotas.models import TokenQuota
+def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
+    from quotas.counters import usd_to_units
+    from quotas.models import LimitMode, RateLimit, SpendBudget, TokenQuota
 
+    def owned(model):
+        return (
+            model.objects.filter(api_key=api_key)
+            | model.objects.filter(gateway=gateway)
+            | model.objects.filter(resource_group_id=gateway.resource_group_id)
+        )
+
+    rules = []
+    for quota in owned(TokenQuota):
+        rules.append(
+            LimitRule(
+                "tokens",
+                quota.level,
+                quota.entity_id,
+                quota.limit_tokens,
+                quota.refresh_period,
+                quota.mode == LimitMode.HARD,
+            )
+        )
+    for budget in owned(SpendBudget).filter(active=True, archived_at__isnull=True):
+        rules.append(
+            LimitRule(
+                "spend",
+                budget.level,
+                budget.entity_id,
+                usd_to_units(budget.limit_usd),
+                budget.refresh_period,
+                budget.mode == LimitMode.HARD,
+            )
+        )
+    for rate in owned(RateLimit):
+        if rate.tokens_per_minute:
+            rules.append(LimitRule("tpm", rate.level, rate.entity_id, rate.tokens_per_minute, MINUTE))
+        if rate.requests_per_minute:
+            rules.append(LimitRule("rpm", rate.level, rate.entity_id, rate.requests_per_minute, MINUTE))
+    order = {"api_key": 0, "gateway": 1, "resource_group": 2}
+    kinds = {"rpm": 0, "tpm": 1, "tokens": 2, "spend": 3}
+    rules.sort(key=lambda rule: (order[rule.level], kinds[rule.kind]))
+    return tuple(rules)
+
+
+def _load_key(hashed_secret: str) -> KeyContext | None:
+    from django.db import close_old_connections
+
+    from keys.models import ApiKey
+    from quotas.models import SpendBudget
+
+    close_old_connections()
     api_key = (
         ApiKey.objects.select_related("gateway", "gateway__resource_group").filter(hashed_secret=hashed_secret).first()
     )
@@ -73,19 +127,7 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
         return None
     gateway = api_key.gateway
     allowed = frozenset(gateway.allowed_models.values_list("name", flat=True))
-    quotas = TokenQuota.objects.filter(api_key=api_key) | TokenQuota.objects.filter(gateway=gateway)
-    quotas = quotas | TokenQuota.objects.filter(resource_group_id=gateway.resource_group_id)
-    rules = []
-    for quota in quotas:
-        if quota.api_key_id:
-            level, entity_id = "api_key", quota.api_key_id
-        elif quota.gateway_id:
-            level, entity_id = "gateway", quota.gateway_id
-        else:
-            level, entity_id = "resource_group", quota.resource_group_id
-        rules.append(QuotaRule(level, entity_id, quota.limit_tokens, quota.refresh_period))
-    order = {"api_key": 0, "gateway": 1, "resource_group": 2}
-    rules.sort(key=lambda rule: order[rule.level])
+    budget = SpendBudget.objects.filter(api_key=api_key, archived_at__isnull=True).first()
     return KeyContext(
         key_id=api_key.pk,
         key_name=api_key.name,
@@ -97,13 +139,17 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
         gateway_serves=gateway.serves_requests,
         resource_group_id=gateway.resource_group_id,
         allowed_models=allowed or None,
-        token_quotas=tuple(rules),
+        limits=_load_limits(api_key, gateway),
+        own_budget=OwnBudget(budget.limit_usd, budget.refresh_period, budget.active) if budget else None,
     )
 
 
 def _load_models() -> dict[str, ModelRoute]:
+    from django.db import close_old_connections
+
     from gateway.models import Model
 
+    close_old_connections()
     routes = {}
     for model in Model.objects.select_related("provider").filter(enabled=True):
         provider = model.provider

@@ -4,8 +4,8 @@
 - `mock/large` answers a fixed long text (up to 256 tokens) and reports cached prompt tokens
   (half the prompt, rounded down) and 16 reasoning tokens, so every priced token type is used.
 
-Tokens are counted by `count_tokens`: each word and each punctuation mark is one token; a
-prompt costs its messages' tokens + 4 per message + 3. `max_tokens` / `max_completion_tokens`
+Tokens are OpenAI's o200k_base tokens (quotas.estimate): a prompt costs its messages' text
+tokens + 4 per message + 3, exactly what the gateway estimates before forwarding. `max_tokens` / `max_completion_tokens`
 cut the answer (finish_reason `length`). Provider setting `latency_ms` delays the answer (and
 is spread over the chunks of a stream). Output is OpenAI's chat completion format, streaming
 included (`stream_options.include_usage` adds the final usage chunk).
@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import time
 
 import orjson
 
 from gateway.proxy.providers.base import UpstreamResponse, UpstreamStream
 from gateway.proxy.registry import ModelRoute
+from quotas.estimate import decode_one, encode, message_text, prompt_tokens
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 _LARGE_TEXT = (
     "The gateway meters every request in tokens and dollars, holds each key to its limits, and "
     "writes a usage event that auditors can read later. "
@@ -31,35 +30,16 @@ _LARGE_TEXT = (
 LARGE_REASONING_TOKENS = 16
 
 
-def count_tokens(text: str) -> int:
-    """Mock tokens in `text`: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
-
-
-def _message_text(message: dict) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
-
-
-def prompt_tokens(messages: list) -> int:
-    """Mock prompt tokens of a chat: content tokens + 4 per message + 3."""
-    return sum(count_tokens(_message_text(m)) + 4 for m in messages if isinstance(m, dict)) + 3
-
-
 def _answer(route: ModelRoute, body: dict) -> tuple[list[str], str, int, int, int]:
     """Returns (answer pieces, finish_reason, prompt tokens, cached tokens, reasoning tokens)."""
     messages = body.get("messages") or []
     prompt = prompt_tokens(messages)
-    user_texts = [_message_text(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    user_texts = [message_text(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     if route.upstream_model == "mock/large":
-        pieces = _TOKEN.findall(_LARGE_TEXT)[:256]
+        pieces = [decode_one(t) for t in encode(_LARGE_TEXT)[:256]]
         cached, reasoning = prompt // 2, LARGE_REASONING_TOKENS
     else:
-        pieces = ["Echo", ":", *_TOKEN.findall(user_texts[-1] if user_texts else "")]
+        pieces = [decode_one(t) for t in encode("Echo: " + (user_texts[-1] if user_texts else ""))]
         cached, reasoning = 0, 0
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     finish = "stop"
@@ -67,18 +47,6 @@ def _answer(route: ModelRoute, body: dict) -> tuple[list[str], str, int, int, in
         pieces = pieces[: max(limit - reasoning, 0)]
         finish = "length"
     return pieces, finish, prompt, cached, reasoning
-
-
-def _spaced(text_so_far: str, piece: str) -> str:
-    """`piece` as appended to `text_so_far`: words get a space before them, punctuation none."""
-    return piece if (not text_so_far or not piece[0].isalnum()) else " " + piece
-
-
-def _join(pieces: list[str]) -> str:
-    text = ""
-    for piece in pieces:
-        text += _spaced(text, piece)
-    return text
 
 
 def _usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict:
@@ -112,7 +80,7 @@ class MockClient:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": _join(pieces)},
+                        "message": {"role": "assistant", "content": "".join(pieces)},
                         "finish_reason": finish,
                     }
                 ],
@@ -139,13 +107,10 @@ class MockClient:
             if step:
                 await asyncio.sleep(step)
             yield chunk({"role": "assistant", "content": ""})
-            text = ""
             for piece in pieces:
                 if step:
                     await asyncio.sleep(step)
-                addition = _spaced(text, piece)
-                text += addition
-                yield chunk({"content": addition})
+                yield chunk({"content": piece})
             yield chunk({}, finish_reason=finish)
             if include_usage:
                 yield chunk({}, usage=_usage(prompt, completion, cached, reasoning), choices=False)
