@@ -43,12 +43,10 @@ def fake_upstream():
     upstream.stop()
 
 
-@pytest.fixture(scope="session")
-def aigw_server(django_db_setup, django_db_blocker):
-    """The aigw server as its own process, on the test database and the test Redis prefix."""
+def _server_env() -> dict[str, str]:
     from django.db import connection
 
-    env = {
+    return {
         "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "AIGW_REDIS_PREFIX": REDIS_PREFIX,
@@ -60,9 +58,33 @@ def aigw_server(django_db_setup, django_db_blocker):
         "AIGW_MAX_BODY_BYTES": str(64 * 1024),
         "DEBUG": "false",
     }
-    server = LiveServer(env)
+
+
+@pytest.fixture(scope="session")
+def aigw_server(django_db_setup, django_db_blocker):
+    """The aigw server as its own process, on the test database and the test Redis prefix."""
+    server = LiveServer(_server_env())
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def aigw_cluster(django_db_setup, django_db_blocker):
+    """Three aigw worker processes sharing counters in Redis; one process on the embedded
+    default, whose counters live in process memory."""
+    server = LiveServer(_server_env(), workers=3 if settings.REDIS_URL else 1)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(aigw_cluster, transactional_db):
+    """The multi-process server, with the test's data committed."""
+    from gateway.services import mock_provider_ensure
+
+    mock_provider_ensure()
+    yield aigw_cluster
+    _wait_until_server_is_quiet()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def database_url(settings_dict: dict) -> str:
 class LiveServer:
     """The aigw server process; `url` is its base URL, `v1` its OpenAI base URL."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.v1 = f"{self.url}/v1"
@@ -52,6 +52,8 @@ class LiveServer:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(workers),
             ],
             cwd=ROOT,
             env={**os.environ, **env},
