@@ -35,6 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.live_server import LiveServer  # noqa: E402
 
+LIMITS_SCRIPT = """
+from keys.models import ApiKey
+from keys.tokens import hash_secret
+from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
+key = ApiKey.objects.get(hashed_secret=hash_secret("{secret}"))
+spend_budget_create(api_key=key, limit_usd=10**6, refresh_period="monthly", mode="hard")
+token_quota_set(api_key=key, limit_tokens=10**12, refresh_period="daily", mode="hard")
+rate_limit_set(api_key=key, tokens_per_minute=10**9, requests_per_minute=10**7)
+"""
 BODY = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hello there, gateway!"}]}
 
 
@@ -92,6 +101,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="also give the key a hard spend budget, a hard token quota, TPM and RPM (none of them reached)",
+    )
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="aigw-bench-")
@@ -114,6 +128,13 @@ def main() -> None:
         text=True,
     )
     secret = created.stdout.strip().splitlines()[-1]
+    if args.limits:
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", LIMITS_SCRIPT.format(secret=secret)],
+            cwd=ROOT,
+            env=run_env,
+            check=True,
+        )
     server = LiveServer(env)
     try:
         url = f"{server.v1}/chat/completions"
@@ -128,7 +149,8 @@ def main() -> None:
         server.stop()
     backend = os.environ.get("DATABASE_URL", "sqlite").split("://")[0]
     counters = "redis" if os.environ.get("REDIS_URL") else "in-process"
-    print(f"database={backend} counters={counters} requests={args.requests}")
+    limits = "budget+quota+tpm+rpm (hard)" if args.limits else "gateway token quota only"
+    print(f"database={backend} counters={counters} limits={limits} requests={args.requests}")
     print(
         f"sequential latency ms: p50={percentile(timings, 50):.2f} p99={percentile(timings, 99):.2f} "
         f"mean={statistics.mean(timings):.2f}"
