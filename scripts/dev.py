@@ -107,13 +107,19 @@ def test(args: list[str]) -> None:
     os.execv(PYTHON, [str(PYTHON), "-m", "pytest", *pytest_args])
 
 
+def screenshots(args: list[str]) -> None:
+    """Run the browser tests and save their screenshots to docs/screenshots/."""
+    os.environ["AIGW_SCREENSHOTS"] = "1"
+    test(["-m", "browser", *args])
+
+
 def lint(args: list[str]) -> None:
     ensure_venv("[dev]")
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
 
 
-COMMANDS = {"serve": serve, "test": test, "lint": lint}
+COMMANDS = {"serve": serve, "test": test, "lint": lint, "screenshots": screenshots}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

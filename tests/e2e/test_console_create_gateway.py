@@ -7,6 +7,7 @@ Screenshots of each screen are saved to docs/screenshots/.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,9 @@ QUOTA_ERROR = "Enter a positive number of tokens, or tick Unlimited quota."
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """Save a screenshot to docs/screenshots/ when AIGW_SCREENSHOTS=1 (`scripts/dev.py screenshots`)."""
+    if os.environ.get("AIGW_SCREENSHOTS") != "1":
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / name, full_page=full_page, animations="disabled")
 
