@@ -1,0 +1,90 @@
+"""Usage events are never lost: spooled to disk before they are queued, replayed after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from gateway.services import gateway_create
+from tests.factories import ResourceGroupFactory
+from usage.models import UsageEvent
+from usage.recorder import UsageRecorder, recover
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def event_row(api_key, request_id: str) -> dict:
+    gateway = api_key.gateway
+    return {
+        "request_id": request_id,
+        "created_at": datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+        "resource_group_id": gateway.resource_group_id,
+        "gateway_id": gateway.pk,
+        "api_key_id": api_key.pk,
+        "api_key_name": api_key.name,
+        "model_requested": "mock/echo",
+        "status_code": 200,
+        "input_tokens": 12,
+        "output_tokens": 7,
+        "total_tokens": 19,
+        "cost_usd": Decimal("0.0000260000"),
+    }
+
+
+def test_events_of_a_process_killed_before_its_batch_was_written_are_recovered(tmp_path):
+    _, api_key, _ = gateway_create(resource_group=ResourceGroupFactory(), name="g")
+
+    async def record_then_die():
+        recorder = UsageRecorder(directory=tmp_path)
+        recorder._writer = asyncio.get_running_loop().create_future()  # the writer never gets to run
+        recorder.record(event_row(api_key, "req_lost_1"))
+        recorder.record(event_row(api_key, "req_lost_2"))
+        return recorder._spool_path
+
+    spool = asyncio.run(record_then_die())
+    assert not UsageEvent.objects.exists()
+    spool.rename(tmp_path / "999999999-1.jsonl")  # as if its process (a dead pid) had been killed
+
+    assert recover(tmp_path) == 2
+    assert recover(tmp_path) == 0  # the file was claimed and removed
+    events = UsageEvent.objects.order_by("request_id")
+    assert [e.request_id for e in events] == ["req_lost_1", "req_lost_2"]
+    assert events[0].cost_usd == Decimal("0.000026") and events[0].total_tokens == 19
+
+
+def test_an_event_written_and_also_recovered_is_kept_once(tmp_path):
+    _, api_key, _ = gateway_create(resource_group=ResourceGroupFactory(), name="g")
+    row = event_row(api_key, "req_twice")
+    UsageEvent.objects.create(**row)
+    (tmp_path / "999999999-2.jsonl").write_bytes(
+        b'{"request_id": "req_twice", "created_at": "2026-11-22T10:00:00+00:00", "resource_group_id": %d, '
+        b'"gateway_id": %d, "api_key_id": %d, "api_key_name": "k", "model_requested": "mock/echo", '
+        b'"status_code": 200, "cost_usd": "0.000026"}\n'
+        % (row["resource_group_id"], row["gateway_id"], row["api_key_id"])
+    )
+
+    assert recover(tmp_path) == 1
+    assert UsageEvent.objects.filter(request_id="req_twice").count() == 1
+
+
+def test_the_spool_is_emptied_once_everything_is_in_the_database(tmp_path):
+    _, api_key, _ = gateway_create(resource_group=ResourceGroupFactory(), name="g")
+
+    async def record_and_flush():
+        recorder = UsageRecorder(directory=tmp_path)
+        for i in range(5):
+            recorder.record(event_row(api_key, f"req_{i}"))
+        await recorder.flush()
+        size = recorder._spool_path.stat().st_size
+        await recorder.close()
+        await sync_to_async(connections.close_all, thread_sensitive=True)()  # the writer thread's connection
+        return size, recorder._spool_path.exists()
+
+    size, still_there = asyncio.run(record_and_flush())
+    assert UsageEvent.objects.count() == 5
+    assert size == 0 and not still_there
