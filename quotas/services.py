@@ -7,13 +7,14 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 
 MINIMUM_BUDGET_USD = Decimal(1)
+MAXIMUM_BUDGET_USD = Decimal(10**10)  # SpendBudget.limit_usd holds 10 digits before the point
 
 
 class BudgetExists(Exception):
@@ -100,6 +101,8 @@ def _usd(value) -> Decimal:
         raise ValidationError({"limit_usd": "Must be a number of US dollars."}) from None
     if not amount.is_finite() or amount < MINIMUM_BUDGET_USD:
         raise ValidationError({"limit_usd": f"Must be at least {MINIMUM_BUDGET_USD} USD."})
+    if amount >= MAXIMUM_BUDGET_USD:
+        raise ValidationError({"limit_usd": f"Must be below {MAXIMUM_BUDGET_USD:,} USD."})
     if amount != amount.quantize(Decimal("0.0001")):
         raise ValidationError({"limit_usd": "Use at most 4 decimal places."})
     return amount
@@ -126,11 +129,15 @@ def spend_budget_create(
     amount = _usd(limit_usd)
     _check_choice("refresh_period", refresh_period, RefreshPeriod)
     _check_choice("mode", mode, LimitMode)
-    if SpendBudget.objects.select_for_update().filter(**owner).exists():
+    if SpendBudget.objects.filter(**owner).exists():
         raise BudgetExists("a spend budget exists for this owner; change or restore it instead")
-    return SpendBudget.objects.create(
-        **owner, limit_usd=amount, refresh_period=refresh_period, mode=mode, active=active
-    )
+    try:
+        with transaction.atomic():  # a savepoint: two creates racing meet the unique constraint
+            return SpendBudget.objects.create(
+                **owner, limit_usd=amount, refresh_period=refresh_period, mode=mode, active=active
+            )
+    except IntegrityError:
+        raise BudgetExists("a spend budget exists for this owner; change or restore it instead") from None
 
 
 @transaction.atomic
@@ -164,6 +171,35 @@ def spend_budget_update(
         budget.archived_at = (budget.archived_at or timezone.now()) if archived else None
     budget.save()
     return budget
+
+
+@transaction.atomic
+def spend_budget_set(
+    *,
+    limit_usd,
+    refresh_period: str = RefreshPeriod.NONE,
+    mode: str = LimitMode.SOFT,
+    active: bool = True,
+    api_key=None,
+    gateway=None,
+    resource_group=None,
+) -> SpendBudget | None:
+    """The console's one save of a spend budget: with `limit_usd` None an existing budget is
+    archived (restorable); otherwise it is created, or changed and restored if archived.
+
+    Raises:
+        ValidationError: as `spend_budget_create`.
+    """
+    owner = _owner_filter(api_key=api_key, gateway=gateway, resource_group=resource_group)
+    budget = SpendBudget.objects.filter(**owner).first()
+    if limit_usd is None:
+        if budget is not None and budget.archived_at is None:
+            spend_budget_archive(budget=budget)
+        return None
+    fields = {"limit_usd": limit_usd, "refresh_period": refresh_period, "mode": mode, "active": active}
+    if budget is None:
+        return spend_budget_create(**owner, **fields)
+    return spend_budget_update(budget=budget, **fields, archived=False)
 
 
 def spend_budget_archive(*, budget: SpendBudget) -> SpendBudget:

@@ -100,7 +100,9 @@ def test_an_upstream_failure_charges_nothing_and_releases_the_reservation(gatewa
         (RefreshPeriod.MONTHLY, (2028, 2, 29, 23, 59, 59), (2028, 3, 1, 0, 0, 0)),  # leap February
     ],
 )
-def test_a_spent_budget_serves_again_at_the_first_second_of_its_next_window(gateway_, period, last_second, first_second):
+def test_a_spent_budget_serves_again_at_the_first_second_of_its_next_window(
+    gateway_, period, last_second, first_second
+):
     _, api_key, secret = new_key()
     spend_budget_create(api_key=api_key, limit_usd=1, refresh_period=period)
 
@@ -253,3 +255,34 @@ def test_a_deleted_gateway_stops_its_keys(gateway_):
     gateway, _, secret = new_key()
     Gateway.objects.filter(pk=gateway.pk).update(deleted_at=datetime.now(UTC))
     assert gateway_.chat(secret, **ECHO).json()["error"]["code"] == "gateway_disabled"
+
+
+def test_two_budgets_created_at_once_for_one_key_give_one_budget_and_a_budget_exists_error():
+    import threading
+
+    from django.db import connection
+
+    from quotas.models import SpendBudget
+    from quotas.services import BudgetExists
+
+    _, api_key, _ = new_key()
+    barrier, outcomes = threading.Barrier(2), []
+
+    def create():
+        barrier.wait()
+        try:
+            spend_budget_create(api_key=api_key, limit_usd=5)
+            outcomes.append("created")
+        except BudgetExists:
+            outcomes.append("exists")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["created", "exists"]
+    assert SpendBudget.objects.filter(api_key=api_key).count() == 1
