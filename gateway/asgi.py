@@ -1,7 +1,8 @@
 """ASGI entry point: `/v1/` goes to the data plane, everything else to Django.
 
-Serve with `uvicorn gateway.asgi:application`. The lifespan protocol is handled here: on
-shutdown the data plane writes the usage events still queued.
+Serve with `uvicorn gateway.asgi:application`. The lifespan protocol is handled here: on the
+embedded default the background jobs start with the server (gateway.scheduler); on shutdown
+they stop and the data plane writes the usage events still queued.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Router:
 
     def __init__(self) -> None:
         self.proxy = ProxyApp()
+        self.jobs = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -35,8 +37,16 @@ class Router:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                from django.conf import settings
+
+                if settings.AIGW_IN_PROCESS_JOBS:  # the embedded default: no Celery worker needed
+                    from gateway.scheduler import start_in_process_jobs
+
+                    self.jobs = start_in_process_jobs()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.jobs is not None:
+                    await self.jobs.stop()
                 await self.proxy.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

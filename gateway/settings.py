@@ -137,6 +137,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # The embedded default also runs the periodic jobs inside the server process (no worker needed).
 AIGW_IN_PROCESS_JOBS = _strict_bool("AIGW_IN_PROCESS_JOBS", not REDIS_URL)
+AIGW_IN_PROCESS_JOBS_INTERVAL_SECONDS = env.float("AIGW_IN_PROCESS_JOBS_INTERVAL_SECONDS", default=60.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

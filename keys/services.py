@@ -42,3 +42,9 @@ def api_key_mark_used(*, api_key_id: int, at: datetime) -> None:
     """Record that the key was used at `at` (aware UTC). The data plane calls this at most
     once a minute per key and process (netbox's habit), so it is not a write per request."""
     ApiKey.objects.filter(pk=api_key_id).update(last_used_at=at)
+
+
+def api_keys_mark_expired(*, now: datetime) -> int:
+    """Set active keys whose `expires_at` is at or before `now` (aware UTC) to `expired`, in one
+    conditional UPDATE (safe for concurrent workers); returns how many changed."""
+    return ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE, expires_at__lte=now).update(status=ApiKeyStatus.EXPIRED)
