@@ -22,7 +22,7 @@ from gateway.pricing import Prices, default_prices
 from keys.models import ApiKey
 from keys.services import api_key_create
 from quotas.models import RefreshPeriod
-from quotas.services import token_quota_set
+from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 
 
 @transaction.atomic
@@ -45,12 +45,20 @@ def gateway_create(
     expires_at: datetime | None = None,
     key_name: str | None = None,
     allowed_models: list[Model] | None = None,
+    spend_budget_usd: Decimal | None = None,
+    spend_budget_refresh_period: str = RefreshPeriod.NONE,
+    tokens_per_minute: int | None = None,
 ) -> tuple[Gateway, ApiKey, str]:
     """Create an enabled gateway with its first API key (Zenlayer's Create AI Gateway).
 
-    `token_quota` (tokens, every type) is attached to the gateway, so it holds for all its keys;
-    None means unlimited. `expires_at` (aware UTC) applies to the first key; None means no expiry.
+    `token_quota` (tokens, every type), `spend_budget_usd` (USD, at least 1) and
+    `tokens_per_minute` are attached to the gateway, so they hold for all its keys; None means
+    unlimited. `expires_at` (aware UTC) applies to the first key; None means no expiry.
     Returns `(gateway, api_key, secret)`; the secret is not stored anywhere.
+
+    Raises:
+        django.core.exceptions.ValidationError: for a budget below 1 USD or a bad TPM (nothing
+            is created).
     """
     gateway = Gateway.objects.create(
         resource_group=resource_group, name=name, status=GatewayStatus.ENABLED, created_by=created_by
@@ -59,6 +67,10 @@ def gateway_create(
         gateway.allowed_models.set(allowed_models)
     if token_quota is not None:
         token_quota_set(gateway=gateway, limit_tokens=token_quota, refresh_period=token_quota_refresh_period)
+    if spend_budget_usd is not None:
+        spend_budget_create(gateway=gateway, limit_usd=spend_budget_usd, refresh_period=spend_budget_refresh_period)
+    if tokens_per_minute is not None:
+        rate_limit_set(gateway=gateway, tokens_per_minute=tokens_per_minute, requests_per_minute=None)
     api_key, secret = api_key_create(
         gateway=gateway, name=key_name or f"{name} key", expires_at=expires_at, created_by=created_by
     )

@@ -13,5 +13,28 @@ urlpatterns = [
     path("gateways/", views.gateway_list, name="gateway-list"),
     path("gateways/new/", views.gateway_create, name="gateway-create"),
     path("gateways/<int:pk>/", views.gateway_detail, name="gateway-detail"),
+    path(
+        "gateways/<int:pk>/api-keys/<int:key_pk>/budget/",
+        views.api_key_budget_edit,
+        name="api-key-budget",
+    ),
+    path(
+        "gateways/<int:pk>/limits/token-quota/",
+        views.gateway_limit_edit,
+        {"kind": "token-quota"},
+        name="gateway-token-quota",
+    ),
+    path(
+        "gateways/<int:pk>/limits/spend-budget/",
+        views.gateway_limit_edit,
+        {"kind": "spend-budget"},
+        name="gateway-spend-budget",
+    ),
+    path(
+        "gateways/<int:pk>/limits/rate-limit/",
+        views.gateway_limit_edit,
+        {"kind": "rate-limit"},
+        name="gateway-rate-limit",
+    ),
     path("api/v1/", include("quotas.urls_api")),
 ]

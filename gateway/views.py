@@ -3,23 +3,39 @@ writes through services."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count, Q
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
-from gateway.forms import GatewayCreateForm
+from gateway.forms import ApiKeyBudgetForm, GatewayCreateForm, RateLimitForm, SpendBudgetForm, TokenQuotaForm
+from gateway.models import Gateway
 from gateway.permissions import Action, can, gateways_for, groups_for
 from gateway.services import gateway_create as create_gateway
-from keys.models import ApiKeyStatus
-from quotas.models import TokenQuota
+from gateway.templatetags.aigw import usd
+from keys.models import ApiKey, ApiKeyStatus
+from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_start
+from quotas.selectors import Used, used_in_window
+from quotas.services import BudgetExists, rate_limit_set, spend_budget_set, token_quota_set
+from usage.models import UsageEvent
 from usage.selectors import tokens_used, usage_events_latest
 
-TABS = {"basic": "Basic information", "logs": "Logs"}
+TABS = {"basic": "Basic information", "keys": "API keys", "limits": "Limits", "logs": "Logs"}
+BUDGET_CHANGED = "The budget was changed by someone else meanwhile; reload the page and try again."
 
 
 @login_required
@@ -35,6 +51,10 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
     return render(request, "gateway/gateway_list.html", {"gateways": gateways, "can_create": can_create})
 
 
+# The service's field names, as named in the Create AI Gateway form.
+CREATE_FORM_FIELDS = {"limit_usd": "spend_budget_usd", "refresh_period": "spend_budget_refresh_period"}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def gateway_create(request: HttpRequest) -> HttpResponse:
@@ -46,18 +66,25 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
         form = GatewayCreateForm(request.POST, groups=groups)
         if form.is_valid():
             data = form.cleaned_data
-            gateway, api_key, secret = create_gateway(
-                resource_group=data["resource_group"],
-                name=data["name"],
-                created_by=request.user,
-                token_quota=None if data["unlimited_quota"] else data["token_quota"],
-                expires_at=data["expires_at"],
-            )
-            # The secret is in this response only: never cache it, never store it.
-            template = "gateway/gateway_create.html" + ("#created" if _partial(request) else "")
-            response = render(request, template, {"gateway": gateway, "api_key": api_key, "secret": secret})
-            response["Cache-Control"] = "no-store"
-            return response
+            try:
+                gateway, api_key, secret = create_gateway(
+                    resource_group=data["resource_group"],
+                    name=data["name"],
+                    created_by=request.user,
+                    token_quota=None if data["unlimited_quota"] else data["token_quota"],
+                    expires_at=data["expires_at"],
+                    spend_budget_usd=data["spend_budget_usd"],
+                    spend_budget_refresh_period=data["spend_budget_refresh_period"] or RefreshPeriod.NONE,
+                    tokens_per_minute=data["tokens_per_minute"],
+                )
+            except ValidationError as error:
+                _add_service_errors(form, error, CREATE_FORM_FIELDS)
+            else:
+                # The secret is in this response only: never cache it, never store it.
+                template = "gateway/gateway_create.html" + ("#created" if _partial(request) else "")
+                response = render(request, template, {"gateway": gateway, "api_key": api_key, "secret": secret})
+                response["Cache-Control"] = "no-store"
+                return response
     else:
         form = GatewayCreateForm(groups=groups, initial={"resource_group": groups.first()})
     template = "gateway/gateway_create.html" + ("#form" if _partial(request) else "")
@@ -69,11 +96,15 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def gateway_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A gateway's details page with the tabs Basic information and Logs."""
+    """A gateway's details page with the tabs Basic information, API keys, Limits and Logs."""
     gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
     tab = request.GET.get("tab", "basic")
     if tab not in TABS:
         tab = "basic"
+    return _render_detail(request, gateway, tab)
+
+
+def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) -> HttpResponse:
     context = {
         "gateway": gateway,
         "tab": tab,
@@ -86,14 +117,250 @@ def gateway_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if quota is not None:
             used = tokens_used(gateway=gateway, since=window_start(quota.refresh_period, timezone.now()))
             context["quota_used"] = used
-            context["quota_percent"] = min(100, round(100 * used / quota.limit_tokens))
+            context["quota_percent"] = _percent(used, quota.limit_tokens)
         context["api_keys"] = gateway.api_keys.order_by("-created_at")
+    elif tab == "keys":
+        now = timezone.now()
+        api_keys = gateway.api_keys.select_related("spend_budget").order_by("-created_at")
+        context["key_rows"] = [KeyRow.of(api_key, now) for api_key in api_keys]
+    elif tab == "limits":
+        context.update(_limits_context(gateway, **extra))
     else:
         context["events"] = usage_events_latest(gateway=gateway)
     template = "gateway/gateway_detail.html#tabs" if _partial(request) else "gateway/gateway_detail.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+# API keys tab and the Edit budget dialog.
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """One API key as the API keys tab shows it, with its spend budget in Vercel's words."""
+
+    api_key: ApiKey
+    status: str
+    budget: SpendBudget | None  # the key's budget, archived or not
+    budget_line: str  # `$1.04 / $10 spent · monthly`, or `Unlimited quota`
+    budget_percent: int | None  # None when no budget is enforced
+
+    @classmethod
+    def of(cls, api_key: ApiKey, now: datetime) -> KeyRow:
+        budget = _spend_budget_of(api_key)
+        status = api_key.effective_status(now)
+        if budget is None or not budget.enforced:
+            return cls(api_key, status, budget, "Unlimited quota", None)
+        since = window_start(budget.refresh_period, now)
+        spent = used_in_window(level=Level.API_KEY, entity_id=api_key.pk, since=since).usd
+        return cls(api_key, status, budget, budget_line(spent, budget), _percent(spent, budget.limit_usd))
+
+    @property
+    def budget_paused(self) -> bool:
+        """A budget kept but not enforced (inactive); archived budgets are simply gone."""
+        return self.budget is not None and self.budget.archived_at is None and not self.budget.active
+
+
+def budget_line(spent: Decimal, budget: SpendBudget) -> str:
+    """Vercel's budget text: `$1.04 / $10 spent · monthly` (no period for `none`)."""
+    line = f"{usd(spent)} / {_dollars(budget.limit_usd)} spent"
+    if budget.refresh_period != RefreshPeriod.NONE:
+        line += f" · {budget.refresh_period}"
+    return line
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpResponse:
+    """The Edit budget dialog of one API key (GET: its form; POST: save it)."""
+    gateway = _gateway_to_manage(request, pk)
+    api_key = get_object_or_404(gateway.api_keys.select_related("spend_budget"), pk=key_pk)
+    budget = _spend_budget_of(api_key)
+    if request.method == "POST":
+        form = ApiKeyBudgetForm(request.POST)
+        if _save(form, lambda data: _spend_budget_save(data, api_key=api_key)):
+            message = f"Budget of {api_key.name} saved."
+            if not _partial(request):
+                messages.success(request, message)
+                return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys")
+            row = KeyRow.of(ApiKey.objects.select_related("spend_budget").get(pk=api_key.pk), timezone.now())
+            response = render(request, "gateway/gateway_detail.html#key-budget-saved", {"row": row, "oob": True})
+            trigger_client_event(response, "aigw:close-dialog", {"id": "budget-dialog"}, after="settle")
+            trigger_client_event(response, "aigw:toast", {"message": message}, after="settle")
+            return response
+    else:
+        form = ApiKeyBudgetForm(initial=ApiKeyBudgetForm.initial_for(budget))
+    context = {"gateway": gateway, "api_key": api_key, "form": form}
+    template = "gateway/api_key_budget.html" + ("#form" if _partial(request) else "")
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# Limits tab: the gateway's token quota, spend budget, TPM and RPM.
+
+LIMIT_FORMS: dict[str, type[Form]] = {
+    "token-quota": TokenQuotaForm,
+    "spend-budget": SpendBudgetForm,
+    "rate-limit": RateLimitForm,
+}
+LIMIT_SAVED = {
+    "token-quota": "Token quota saved.",
+    "spend-budget": "Spend budget saved.",
+    "rate-limit": "TPM and RPM saved.",
+}
+
+
+@login_required
+@require_POST
+def gateway_limit_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """Save one limit of the Limits tab; htmx gets the limit's card back, with its errors or
+    saved, other clients the page."""
+    gateway = _gateway_to_manage(request, pk)
+    form = LIMIT_FORMS[kind](request.POST)
+    if kind == "token-quota":
+        saved = _save(form, lambda data: _token_quota_save(gateway, data))
+    elif kind == "spend-budget":
+        saved = _save(form, lambda data: _spend_budget_save(data, gateway=gateway))
+    else:
+        saved = _save(form, lambda data: _rate_limit_save(gateway, data))
+    if not _partial(request):
+        if saved:
+            messages.success(request, LIMIT_SAVED[kind])
+            return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=limits")
+        return _render_detail(request, gateway, "limits", bound={kind: form})
+    context = {
+        "gateway": gateway,
+        "can_manage": True,
+        **_limits_context(gateway, bound={} if saved else {kind: form}, saved=kind if saved else None),
+    }
+    response = render(request, f"gateway/gateway_detail.html#limit-{kind}", context)
+    if saved:
+        trigger_client_event(response, "aigw:toast", {"message": LIMIT_SAVED[kind]})
+    return response
+
+
+def _limits_context(gateway: Gateway, *, bound: dict[str, Form] | None = None, saved: str | None = None) -> dict:
+    """What the Limits tab shows: each limit, its form, and what was used in its window."""
+    bound = bound or {}
+    now = timezone.now()
+    quota = TokenQuota.objects.filter(gateway=gateway).first()
+    budget = SpendBudget.objects.filter(gateway=gateway).first()
+    rate = RateLimit.objects.filter(gateway=gateway).first()
+    windows: dict[str, Used] = {}
+
+    def used(period: str) -> Used:
+        if period not in windows:
+            windows[period] = used_in_window(level=Level.GATEWAY, entity_id=gateway.pk, since=window_start(period, now))
+        return windows[period]
+
+    live_budget = budget if budget is not None and budget.archived_at is None else None
+    quota_used = used(quota.refresh_period if quota else RefreshPeriod.NONE).tokens
+    spent = used(live_budget.refresh_period if live_budget else RefreshPeriod.NONE).usd
+    minute = now.replace(second=0, microsecond=0)
+    return {
+        "saved": saved,
+        "quota": quota,
+        "quota_used": quota_used,
+        "quota_percent": _percent(quota_used, quota.limit_tokens) if quota else None,
+        "budget": live_budget,
+        "budget_spent": spent,
+        "budget_line": budget_line(spent, live_budget) if live_budget else None,
+        "budget_percent": _percent(spent, live_budget.limit_usd) if live_budget else None,
+        "rate": rate,
+        "minute_tokens": used_in_window(level=Level.GATEWAY, entity_id=gateway.pk, since=minute).tokens,
+        "minute_requests": UsageEvent.objects.filter(gateway=gateway, created_at__gte=minute).count(),
+        "token_quota_form": bound.get("token-quota") or TokenQuotaForm(initial=TokenQuotaForm.initial_for(quota)),
+        "spend_budget_form": bound.get("spend-budget") or SpendBudgetForm(initial=SpendBudgetForm.initial_for(budget)),
+        "rate_limit_form": bound.get("rate-limit") or RateLimitForm(initial=RateLimitForm.initial_for(rate)),
+    }
+
+
+# Writes: each calls the limit's service; what the service refuses goes back to the form.
+
+
+def _save(form: Form, write) -> bool:
+    """Validate `form` and call `write(cleaned_data)` atomically; True when it was saved."""
+    if not form.is_valid():
+        return False
+    try:
+        with transaction.atomic():
+            write(form.cleaned_data)
+    except ValidationError as error:
+        _add_service_errors(form, error)
+        return False
+    except BudgetExists:
+        form.add_error(None, BUDGET_CHANGED)
+        return False
+    return True
+
+
+def _token_quota_save(gateway: Gateway, data: dict) -> None:
+    token_quota_set(
+        gateway=gateway,
+        limit_tokens=None if data["unlimited"] else data["limit_tokens"],
+        refresh_period=data["refresh_period"],
+        mode=data["mode"],
+    )
+
+
+def _rate_limit_save(gateway: Gateway, data: dict) -> None:
+    rate_limit_set(
+        gateway=gateway,
+        tokens_per_minute=data["tokens_per_minute"],
+        requests_per_minute=data["requests_per_minute"],
+    )
+
+
+def _spend_budget_save(data: dict, **owner) -> None:
+    spend_budget_set(
+        limit_usd=data["limit_usd"] if data["limited"] else None,
+        refresh_period=data.get("refresh_period") or RefreshPeriod.NONE,
+        mode=data.get("mode") or LimitMode.SOFT,
+        active=data.get("active", True),
+        **owner,
+    )
+
+
+def _add_service_errors(form: Form, error: ValidationError, fields: dict[str, str] | None = None) -> None:
+    """Show a service's ValidationError under the form field it names (else above the form)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, field_messages in error.message_dict.items():
+        name = (fields or {}).get(field, field)
+        form.add_error(name if name in form.fields else None, field_messages)
+
+
+# Helpers.
+
+
+def _gateway_to_manage(request: HttpRequest, pk: int) -> Gateway:
+    """The gateway, if the user may change it: 404 for non-members, 403 for members without
+    the right (they can see that it exists)."""
+    gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
+    if not can(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group):
+        raise PermissionDenied("Only owners and admins of the resource group may change its gateways.")
+    return gateway
+
+
+def _spend_budget_of(api_key: ApiKey) -> SpendBudget | None:
+    try:
+        return api_key.spend_budget
+    except ObjectDoesNotExist:
+        return None
+
+
+def _percent(used, limit) -> int:
+    return min(100, int(100 * used / limit)) if limit else 100
+
+
+def _dollars(amount: Decimal) -> str:
+    """A limit in USD: `$10` for whole dollars, else as exact as `usd` (`$12.50`)."""
+    if amount == amount.to_integral_value():
+        return f"${int(amount)}"
+    return usd(amount)
 
 
 def _partial(request: HttpRequest) -> bool:

@@ -36,6 +36,14 @@ def _isolated_redis_prefix(settings):
     settings.AIGW_REDIS_PREFIX = REDIS_PREFIX
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request, settings):
+    """PBKDF2's deliberate slowness is for production, not for creating test users. Not for
+    tests that sign in to the live server, whose process keeps the real hashers."""
+    if not {"live", "cluster", "page"} & set(request.fixturenames):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def fake_upstream():
     upstream = FakeUpstream().start()

@@ -1,4 +1,4 @@
-// aigw console behaviour: dialogs, the Create AI Gateway stepper, copy buttons.
+// aigw console behaviour: dialogs, the Create AI Gateway stepper, copy buttons, limit forms, toasts.
 // Everything is attached by data attributes and re-attached after htmx swaps.
 (function () {
   "use strict";
@@ -154,6 +154,56 @@
     if (created) { window.location.reload(); }
   }, true);
 
-  document.addEventListener("DOMContentLoaded", function () { setUp(document); });
+  // A checkbox that switches a group of fields off (data-disables="id": Unlimited) or on
+  // (data-enables="id": Enable budget). Disabled fields are not sent, so the server ignores them.
+  document.addEventListener("change", function (event) {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== "checkbox") { return; }
+    const id = box.dataset.disables || box.dataset.enables;
+    const target = id && document.getElementById(id);
+    if (!target) { return; }
+    target.disabled = box.dataset.disables ? box.checked : !box.checked;
+    if (!target.disabled) {
+      const first = target.matches("input, select") ? target : target.querySelector("input:not([type=hidden]), select");
+      if (first) { first.focus(); }
+    }
+  });
+
+  // In a limit form, a field the user corrects loses the server's error once it is valid.
+  document.addEventListener("input", function (event) {
+    const field = event.target;
+    if (!field.closest || !field.closest("form.limit-form")) { return; }
+    if (field.getAttribute("aria-invalid") === "true" && field.checkValidity()) { clearInvalid(field); }
+  });
+
+  // Toasts: Django's messages on a page, and `aigw:toast` events sent by the server (HX-Trigger).
+  function dismissLater(toast) {
+    window.setTimeout(function () { toast.remove(); }, 5000);
+  }
+
+  function showToast(message) {
+    const box = document.getElementById("toasts");
+    if (!box || !message) { return; }
+    const toast = document.createElement("article");
+    toast.className = "toast success";
+    toast.textContent = message;
+    box.appendChild(toast);
+    dismissLater(toast);
+  }
+
+  document.addEventListener("aigw:toast", function (event) {
+    showToast(event.detail && (event.detail.message || event.detail.value));
+  });
+
+  // The server closes a dialog after a successful save (HX-Trigger `aigw:close-dialog`).
+  document.addEventListener("aigw:close-dialog", function (event) {
+    const dialog = event.detail && document.getElementById(event.detail.id);
+    if (dialog instanceof HTMLDialogElement && dialog.open) { dialog.close(); }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUp(document);
+    document.querySelectorAll("#toasts > .toast").forEach(dismissLater);
+  });
   document.addEventListener("htmx:afterSwap", function (event) { setUp(event.target); });
 })();
