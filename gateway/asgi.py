@@ -8,8 +8,12 @@ they stop and the data plane writes the usage events still queued.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from django.core.asgi import get_asgi_application
+
+if TYPE_CHECKING:
+    from gateway.scheduler import InProcessJobs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 
@@ -23,7 +27,7 @@ class Router:
 
     def __init__(self) -> None:
         self.proxy = ProxyApp()
-        self.jobs = None
+        self.jobs: InProcessJobs | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":

@@ -110,7 +110,9 @@ class GatewayCreateForm(forms.Form):
 
     def __init__(self, *args, groups, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["resource_group"].queryset = groups
+        field = self.fields["resource_group"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = groups
 
     def clean(self):
         data = super().clean()

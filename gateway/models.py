@@ -85,9 +85,6 @@ class Provider(models.Model):
         return decrypt(self.credential_encrypted) if self.credential_encrypted else ""
 
 
-PRICE_FIELD = {"max_digits": 14, "decimal_places": 6, "null": True, "blank": True}
-
-
 class Model(models.Model):
     """A model name applications ask for, routed to one provider, priced per token type.
 
@@ -105,10 +102,10 @@ class Model(models.Model):
     name = models.CharField(max_length=200, unique=True, help_text="What applications send as `model`.")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
     upstream_model = models.CharField(max_length=200, help_text="The model name sent to the provider.")
-    input_price_per_mtok = models.DecimalField(**PRICE_FIELD)
-    cached_input_price_per_mtok = models.DecimalField(**PRICE_FIELD)
-    cache_write_price_per_mtok = models.DecimalField(**PRICE_FIELD)
-    output_price_per_mtok = models.DecimalField(**PRICE_FIELD)
+    input_price_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cached_input_price_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cache_write_price_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    output_price_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     price_source = models.CharField(max_length=16, choices=PriceSource.choices, default=PriceSource.NONE)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     enabled = models.BooleanField(default=True)

@@ -7,8 +7,8 @@ out, so views answer 404 for them, never a 403 that confirms they exist.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from gateway.models import Gateway, Membership, ResourceGroup, Role
@@ -29,7 +29,7 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),
 }
 
-User = AbstractBaseUser | AnonymousUser
+User = Any  # a user model instance or AnonymousUser
 
 
 def role_in(user: User, group: ResourceGroup) -> str | None:

@@ -366,4 +366,5 @@ def _dollars(amount: Decimal) -> str:
 def _partial(request: HttpRequest) -> bool:
     """True for an htmx request that swaps part of a page (not a history restore, which needs
     the whole page)."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
+    htmx = getattr(request, "htmx", None)  # django_htmx.middleware.HtmxDetails
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request

@@ -35,8 +35,12 @@ from quotas.periods import window_end, window_start
 
 log = logging.getLogger(__name__)
 
-LEVEL_LABELS = {Level.API_KEY: "API key", Level.GATEWAY: "gateway", Level.RESOURCE_GROUP: "resource group"}
-_WINDOW_WORDS = {
+LEVEL_LABELS: dict[str, str] = {
+    Level.API_KEY: "API key",
+    Level.GATEWAY: "gateway",
+    Level.RESOURCE_GROUP: "resource group",
+}
+_WINDOW_WORDS: dict[str, str] = {
     RefreshPeriod.NONE: "",
     RefreshPeriod.DAILY: " today (UTC)",
     RefreshPeriod.WEEKLY: " this week (UTC)",
@@ -281,7 +285,7 @@ class LimitEngine:
         self._suspended_at[owner] = moment
 
         def suspend() -> None:
-            field = {
+            field: dict[str, str] = {
                 Level.API_KEY: "pk",
                 Level.GATEWAY: "gateway_id",
                 Level.RESOURCE_GROUP: "gateway__resource_group_id",

@@ -48,6 +48,10 @@ class LimitOwner(models.Model):
     """Exactly one of `api_key`, `gateway`, `resource_group` owns a limit; each owner has at
     most one limit of each kind (one-to-one)."""
 
+    api_key_id: int | None
+    gateway_id: int | None
+    resource_group_id: int | None
+
     class Meta:
         abstract = True
 
@@ -61,7 +65,7 @@ class LimitOwner(models.Model):
 
     @property
     def entity_id(self) -> int:
-        return self.api_key_id or self.gateway_id or self.resource_group_id
+        return int(self.api_key_id or self.gateway_id or self.resource_group_id or 0)
 
 
 def _owner_fields(related_name: str):

@@ -10,7 +10,11 @@ from django.db.models import Sum
 
 from quotas.models import Level
 
-LEVEL_FIELDS = {Level.API_KEY: "api_key_id", Level.GATEWAY: "gateway_id", Level.RESOURCE_GROUP: "resource_group_id"}
+LEVEL_FIELDS: dict[str, str] = {
+    Level.API_KEY: "api_key_id",
+    Level.GATEWAY: "gateway_id",
+    Level.RESOURCE_GROUP: "resource_group_id",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,8 @@ def lint(args: list[str]) -> None:
     ensure_venv("[dev]")
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "mypy", "gateway", "keys", "quotas", "usage")
+    run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run")
 
 
 COMMANDS = {"serve": serve, "test": test, "lint": lint, "screenshots": screenshots}

@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -100,14 +101,18 @@ class ProxyApp:
         self.registry = Registry()
         self.limits = LimitEngine(make_counters())
         self.recorder = UsageRecorder()
-        self.clients = {"mock": MockClient(), "openai": OpenAICompatibleClient()}
+        self.openai_client = OpenAICompatibleClient()
+        self.clients: dict[str, MockClient | OpenAICompatibleClient] = {
+            "mock": MockClient(),
+            "openai": self.openai_client,
+        }
         self._last_used_written: dict[int, float] = {}
         self._background: set[asyncio.Task] = set()
 
     async def close(self) -> None:
         """Write queued usage events and close upstream and Redis connections."""
         await self.recorder.close()
-        await self.clients["openai"].close()
+        await self.openai_client.close()
         close = getattr(self.limits.counters, "close", None)
         if close is not None:
             await close()
@@ -235,7 +240,7 @@ class ProxyApp:
         limits = []
         for rule, value in zip(key.limits, used, strict=True):
             money = rule.kind == "spend"
-            item = {
+            item: dict[str, Any] = {
                 "type": {"tokens": "token_quota", "spend": "spend_budget", "tpm": "tpm", "rpm": "rpm"}[rule.kind],
                 "level": rule.level,
                 "limit": float(units_to_usd(rule.limit)) if money else rule.limit,
