@@ -29,7 +29,7 @@ from gateway.templatetags.aigw import usd
 from keys.models import ApiKey, ApiKeyStatus
 from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_start
-from quotas.selectors import Used, used_in_window
+from quotas.selectors import Used, spend_by_api_key, used_in_window
 from quotas.services import BudgetExists, rate_limit_set, spend_budget_set, token_quota_set
 from usage.models import UsageEvent
 from usage.selectors import tokens_used, usage_events_latest
@@ -121,8 +121,10 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
         context["api_keys"] = gateway.api_keys.order_by("-created_at")
     elif tab == "keys":
         now = timezone.now()
-        api_keys = gateway.api_keys.select_related("spend_budget").order_by("-created_at")
-        context["key_rows"] = [KeyRow.of(api_key, now) for api_key in api_keys]
+        api_keys = list(gateway.api_keys.select_related("spend_budget").order_by("-created_at"))
+        budgets = [b for b in (_spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
+        spent = spend_by_api_key(budgets=budgets, now=now)
+        context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
     elif tab == "limits":
         context.update(_limits_context(gateway, **extra))
     else:
@@ -147,13 +149,15 @@ class KeyRow:
     budget_percent: int | None  # None when no budget is enforced
 
     @classmethod
-    def of(cls, api_key: ApiKey, now: datetime) -> KeyRow:
+    def of(cls, api_key: ApiKey, now: datetime, spent: Decimal | None = None) -> KeyRow:
+        """`spent`: the key's cost in its budget's current window, when already known."""
         budget = _spend_budget_of(api_key)
         status = api_key.effective_status(now)
         if budget is None or not budget.enforced:
             return cls(api_key, status, budget, "Unlimited quota", None)
-        since = window_start(budget.refresh_period, now)
-        spent = used_in_window(level=Level.API_KEY, entity_id=api_key.pk, since=since).usd
+        if spent is None:
+            since = window_start(budget.refresh_period, now)
+            spent = used_in_window(level=Level.API_KEY, entity_id=api_key.pk, since=since).usd
         return cls(api_key, status, budget, budget_line(spent, budget), _percent(spent, budget.limit_usd))
 
     @property

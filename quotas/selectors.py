@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from quotas.models import Level
+from quotas.periods import window_start
 
 LEVEL_FIELDS: dict[str, str] = {
     Level.API_KEY: "api_key_id",
@@ -35,3 +36,23 @@ def used_in_window(*, level: str, entity_id: int, since: datetime, until: dateti
         events = events.filter(created_at__lt=until)
     totals = events.aggregate(tokens=Sum("total_tokens"), usd=Sum("cost_usd"))
     return Used(tokens=int(totals["tokens"] or 0), usd=Decimal(totals["usd"] or 0).quantize(Decimal("0.0000000001")))
+
+
+def spend_by_api_key(*, budgets, now: datetime) -> dict[int, Decimal]:
+    """The cost (USD) of each API key in the current window of its budget: one query per
+    distinct refresh period, whatever the number of keys. `budgets` are API-key SpendBudgets."""
+    from usage.models import UsageEvent
+
+    spent: dict[int, Decimal] = {}
+    by_period: dict[str, list[int]] = {}
+    for budget in budgets:
+        by_period.setdefault(budget.refresh_period, []).append(budget.api_key_id)
+    for period, key_ids in by_period.items():
+        rows = (
+            UsageEvent.objects.filter(api_key_id__in=key_ids, created_at__gte=window_start(period, now))
+            .values("api_key_id")
+            .annotate(usd=Sum("cost_usd"))
+        )
+        for row in rows:
+            spent[row["api_key_id"]] = Decimal(row["usd"] or 0)
+    return {key_id: spent.get(key_id, Decimal(0)) for ids in by_period.values() for key_id in ids}

@@ -508,3 +508,20 @@ def test_the_gateway_is_not_created_when_its_limits_cannot_be_set(client, group,
 
     assert 'id="id_tokens_per_minute-error">Must be a positive whole number.<' in response.content.decode()
     assert not Gateway.objects.exists() and not SpendBudget.objects.exists()
+
+
+def test_the_api_keys_tab_runs_the_same_number_of_queries_for_many_budgeted_keys(
+    client, group, django_assert_max_num_queries
+):
+    from keys.services import api_key_create
+    from quotas.services import spend_budget_create as create_budget
+
+    gateway, _, _ = gateway_create(resource_group=group, name="many-keys")
+    for i in range(20):
+        key, _ = api_key_create(gateway=gateway, name=f"k{i}")
+        create_budget(api_key=key, limit_usd=5, refresh_period="monthly" if i % 2 else "daily")
+    client.force_login(member(group, Role.OWNER))
+
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys").content.decode()
+    assert page.count("$0.00 / $5 spent") == 20
