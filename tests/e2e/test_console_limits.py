@@ -7,7 +7,6 @@ Screenshots 12 to 14 are saved to docs/screenshots/ with AIGW_SCREENSHOTS=1.
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -22,8 +21,7 @@ from quotas.models import RateLimit, RefreshPeriod, SpendBudget
 from quotas.periods import window_start
 from quotas.services import spend_budget_create, token_quota_set
 from tests.e2e.test_console_create_gateway import screenshot, sign_in
-from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
-from usage.models import UsageEvent
+from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 
@@ -32,20 +30,7 @@ BUDGET_ERROR = "Enter a spend budget of at least 1 USD."
 
 
 def spend(api_key, usd: str, tokens: int = 1_000, at=None) -> None:
-    UsageEvent.objects.create(
-        request_id=uuid.uuid4().hex,
-        created_at=at or timezone.now(),
-        resource_group=api_key.gateway.resource_group,
-        gateway=api_key.gateway,
-        api_key=api_key,
-        api_key_name=api_key.name,
-        model_requested="mock/echo",
-        status_code=200,
-        input_tokens=tokens // 2,
-        output_tokens=tokens - tokens // 2,
-        total_tokens=tokens,
-        cost_usd=Decimal(usd),
-    )
+    UsageEventFactory(api_key=api_key, created_at=at or timezone.now(), total_tokens=tokens, cost_usd=Decimal(usd))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ the Limits tab (token quota, spend budget, TPM and RPM), the optional spend budg
 Create AI Gateway dialog, and who may change them. (In a browser: tests/e2e/test_console_limits.py.)"""
 
 import json
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,8 +16,7 @@ from gateway.services import gateway_create
 from keys.services import api_key_create
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.services import rate_limit_set, spend_budget_archive, spend_budget_create, token_quota_set
-from tests.factories import MembershipFactory, ResourceGroupFactory
-from usage.models import UsageEvent
+from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -59,20 +57,7 @@ def member(group, role):
 
 def spend(api_key, usd, *, at=NOW, tokens=100):
     """A usage event of `api_key` costing `usd`, as the data plane records it."""
-    return UsageEvent.objects.create(
-        request_id=uuid.uuid4().hex,
-        created_at=at,
-        resource_group=api_key.gateway.resource_group,
-        gateway=api_key.gateway,
-        api_key=api_key,
-        api_key_name=api_key.name,
-        model_requested="mock/echo",
-        status_code=200,
-        input_tokens=tokens // 2,
-        output_tokens=tokens - tokens // 2,
-        total_tokens=tokens,
-        cost_usd=Decimal(usd),
-    )
+    return UsageEventFactory(api_key=api_key, created_at=at, total_tokens=tokens, cost_usd=Decimal(usd))
 
 
 def tab(client, gateway, name):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -26,7 +25,7 @@ from quotas.jobs import close_periods, mark_expired_keys, reconcile_counters
 from quotas.models import LimitPeriod, RefreshPeriod
 from quotas.selectors import used_in_window
 from quotas.services import spend_budget_create, spend_budget_update, token_quota_set
-from tests.factories import ResourceGroupFactory
+from tests.factories import ResourceGroupFactory, UsageEventFactory
 from usage.models import UsageEvent
 
 DAILY, WEEKLY, MONTHLY, NONE = RefreshPeriod.DAILY, RefreshPeriod.WEEKLY, RefreshPeriod.MONTHLY, RefreshPeriod.NONE
@@ -54,16 +53,11 @@ def budget(api_key, created: datetime, refresh_period: str, **options):
 
 
 def event(api_key, when: datetime, *, tokens: int, usd: str) -> UsageEvent:
-    return UsageEvent.objects.create(
-        request_id=f"job-{uuid.uuid4().hex}",
-        created_at=when,
-        resource_group_id=api_key.gateway.resource_group_id,
-        gateway=api_key.gateway,
+    return UsageEventFactory(
         api_key=api_key,
-        api_key_name=api_key.name,
-        model_requested="mock/echo",
-        status_code=200,
+        created_at=when,
         input_tokens=tokens,
+        output_tokens=0,
         total_tokens=tokens,
         cost_usd=Decimal(usd),
     )

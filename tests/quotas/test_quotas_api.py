@@ -6,7 +6,6 @@ the field."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -18,7 +17,7 @@ from gateway.models import Role
 from gateway.services import gateway_create
 from quotas.models import LimitMode, RefreshPeriod, SpendBudget
 from quotas.services import spend_budget_archive, spend_budget_create
-from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
+from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
@@ -83,18 +82,7 @@ def patch(client, api_key, payload):
 
 
 def usage_event(api_key, at: datetime, cost: str) -> UsageEvent:
-    return UsageEvent.objects.create(
-        request_id=f"req_{uuid.uuid4().hex}",
-        created_at=at,
-        resource_group=api_key.gateway.resource_group,
-        gateway=api_key.gateway,
-        api_key=api_key,
-        api_key_name=api_key.name,
-        model_requested="mock/echo",
-        status_code=200,
-        total_tokens=10,
-        cost_usd=Decimal(cost),
-    )
+    return UsageEventFactory(api_key=api_key, created_at=at, total_tokens=10, cost_usd=Decimal(cost))
 
 
 def utc(*args) -> datetime:
