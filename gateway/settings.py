@@ -141,7 +141,10 @@ AIGW_IN_PROCESS_JOBS = _strict_bool("AIGW_IN_PROCESS_JOBS", not REDIS_URL)
 AIGW_IN_PROCESS_JOBS_INTERVAL_SECONDS = env.float("AIGW_IN_PROCESS_JOBS_INTERVAL_SECONDS", default=60.0)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "keys.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "COERCE_DECIMAL_TO_STRING": False,
 }

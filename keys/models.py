@@ -60,3 +60,26 @@ class ApiKey(models.Model):
         if self.status == ApiKeyStatus.ACTIVE and self.expires_at is not None and self.expires_at <= now:
             return ApiKeyStatus.EXPIRED
         return self.status
+
+
+class ApiToken(models.Model):
+    """A personal API token for the management API (`/api/v1/`), acting as its user.
+
+    Stored like API keys: a SHA-256 hash and a visible prefix; the secret (`aigwp_` + 43 base62
+    characters) is shown once. `last_used_at` is written at most once a minute (netbox's habit).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    hashed_secret = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from keys.models import ApiKey, ApiKeyStatus
-from keys.tokens import generate_secret, hash_secret, visible_prefix
+from keys.models import ApiKey, ApiKeyStatus, ApiToken
+from keys.tokens import API_TOKEN_PREFIX, generate_secret, hash_secret, visible_prefix
 
 
 @transaction.atomic
@@ -48,3 +48,31 @@ def api_keys_mark_expired(*, now: datetime) -> int:
     """Set active keys whose `expires_at` is at or before `now` (aware UTC) to `expired`, in one
     conditional UPDATE (safe for concurrent workers); returns how many changed."""
     return ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE, expires_at__lte=now).update(status=ApiKeyStatus.EXPIRED)
+
+
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def api_token_create(*, user, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a personal API token for `user`; returns `(token, secret)`, the secret only here."""
+    secret = generate_secret(API_TOKEN_PREFIX)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=visible_prefix(secret), hashed_secret=hash_secret(secret), expires_at=expires_at
+    )
+    return token, secret
+
+
+def api_token_revoke(*, token: ApiToken) -> ApiToken:
+    """Revoke a personal API token at once."""
+    token.revoked_at = token.revoked_at or timezone.now()
+    token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_mark_used(*, token: ApiToken, now: datetime) -> None:
+    """Record a use of `token`, at most once a minute (one conditional UPDATE)."""
+    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_EVERY:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=now - LAST_USED_EVERY)
+    ).update(last_used_at=now)

@@ -12,14 +12,16 @@ import secrets
 import string
 
 SECRET_PREFIX = "aigw_"
+API_TOKEN_PREFIX = "aigwp_"  # personal API tokens of the management API
 RANDOM_LENGTH = 43
 VISIBLE_PREFIX_LENGTH = 12
 _ALPHABET = string.ascii_letters + string.digits
 
 
-def generate_secret() -> str:
-    """A new API key secret, e.g. `aigw_3kP…` (48 characters)."""
-    return SECRET_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LENGTH))
+def generate_secret(prefix: str = SECRET_PREFIX) -> str:
+    """A new secret: `prefix` + 43 random base62 characters, e.g. an API key `aigw_3kP…` (48
+    characters) or, with API_TOKEN_PREFIX, a personal API token `aigwp_…`."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LENGTH))
 
 
 def hash_secret(secret: str) -> str:
