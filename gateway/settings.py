@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "template_partials",
     "django_htmx",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "gateway",
     "keys",
@@ -147,6 +149,19 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "COERCE_DECIMAL_TO_STRING": False,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "aigw management API",
+    "DESCRIPTION": "Gateways, API keys, limits and usage of aigw. Authenticate with a personal API token "
+    "(`Authorization: Bearer aigwp_…`, from `manage.py create_api_token USER`) or the console session.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the sidecar package, served from static/ (no CDN).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Provider credentials are encrypted with Fernet keys derived from this value (SECRET_KEY if unset).

@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gateway import views
 
@@ -37,4 +38,7 @@ urlpatterns = [
         name="gateway-rate-limit",
     ),
     path("api/v1/", include("quotas.urls_api")),
+    path("api/v1/", include("gateway.urls_api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -29,6 +29,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -300,6 +307,81 @@ def quotas_exception_handler(exc, context) -> Response | None:
 # The view -----------------------------------------------------------------------------------
 
 
+class ErrorSerializer(serializers.Serializer):
+    """Every error of this API: a sentence, and for a 400 the field it is about."""
+
+    error = serializers.CharField()
+    field = serializers.CharField(required=False, allow_null=True)
+
+
+class ArchivedSerializer(serializers.Serializer):
+    quotaEntityId = serializers.CharField()  # noqa: N815 - Vercel's name
+    archived = serializers.BooleanField()
+
+
+_ENTITY = OpenApiParameter(
+    "quotaEntityId", str, OpenApiParameter.QUERY, required=True, description="`api_key_id_<API key id>`"
+)
+_QUOTA_EXAMPLE = OpenApiExample(
+    "A monthly budget",
+    value={
+        "quotaEntityId": "api_key_id_42",
+        "apiKeyName": "support-bot key",
+        "limitAmount": 10,
+        "currentSpend": 1.04,
+        "refreshPeriod": "monthly",
+        "active": True,
+    },
+    response_only=True,
+)
+_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="A field is wrong; `field` names it."),
+    401: OpenApiResponse(ErrorSerializer, description="Unknown, revoked or expired API token."),
+    403: OpenApiResponse(ErrorSerializer, description="Not signed in, or a read-only role on a write."),
+    404: OpenApiResponse(ErrorSerializer, description="`Quota not found` / `API key not found`."),
+}
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read an API key's spend budget",
+        parameters=[_ENTITY],
+        responses={200: QuotaSerializer, **_ERRORS},
+        examples=[_QUOTA_EXAMPLE],
+    ),
+    post=extend_schema(
+        summary="Give an API key a spend budget",
+        request=QuotaCreateSerializer,
+        responses={
+            201: QuotaSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="A budget exists."),
+            **_ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "Ten dollars a month",
+                value={"quotaEntityId": "api_key_id_42", "limitAmount": 10, "refreshPeriod": "monthly"},
+                request_only=True,
+            ),
+            _QUOTA_EXAMPLE,
+        ],
+    ),
+    patch=extend_schema(
+        summary="Change, archive or restore an API key's spend budget",
+        parameters=[_ENTITY],
+        request=QuotaUpdateSerializer,
+        responses={200: QuotaSerializer, **_ERRORS},
+        examples=[
+            OpenApiExample("Restore", value={"archived": False, "active": True, "limitAmount": 20}, request_only=True),
+            _QUOTA_EXAMPLE,
+        ],
+    ),
+    delete=extend_schema(
+        summary="Remove (archive) an API key's spend budget",
+        parameters=[_ENTITY],
+        responses={200: ArchivedSerializer, **_ERRORS},
+    ),
+)
 class QuotaView(APIView):
     """`/api/v1/quotas`: the spend budget of one API key, Vercel's Quotas API.
 
