@@ -8,7 +8,7 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
-from gateway.models import Gateway, ResourceGroup
+from gateway.models import ResourceGroup
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 
@@ -132,10 +132,6 @@ class GatewayCreateForm(forms.Form):
                 data["expires_at"] = moment
         else:
             data["expires_at"] = expires_at_for(choice)
-        name, group = data.get("name"), data.get("resource_group")
-        taken = Gateway.objects.filter(resource_group=group, name=name, deleted_at__isnull=True)
-        if name and group and taken.exists():
-            self.add_error("name", f"A gateway named '{name}' already exists in {group}.")
         data["spend_budget_refresh_period"] = data.get("spend_budget_refresh_period") or RefreshPeriod.NONE
         return data
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
 from gateway.models import (
@@ -34,6 +36,47 @@ def resource_group_create(*, name: str, owner=None) -> ResourceGroup:
     return group
 
 
+def _ensure_name_free(*, resource_group: ResourceGroup, name: str, exclude_pk: int | None = None) -> None:
+    """A live gateway's name is unique in its resource group.
+
+    Raises:
+        ValidationError: `{"name": ...}` when another live gateway there has it.
+    """
+    taken = Gateway.objects.filter(resource_group=resource_group, name=name, deleted_at__isnull=True)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationError({"name": f"A gateway named '{name}' already exists in {resource_group}."})
+
+
+@transaction.atomic
+def gateway_update(*, gateway: Gateway, name: str | None = None, status: str | None = None) -> Gateway:
+    """Rename a gateway and/or enable or disable it (effective within the config TTL).
+
+    Raises:
+        ValidationError: for a name another live gateway of the group has.
+    """
+    fields = []
+    if name is not None and name != gateway.name:
+        _ensure_name_free(resource_group=gateway.resource_group, name=name, exclude_pk=gateway.pk)
+        gateway.name = name
+        fields.append("name")
+    if status is not None and status != gateway.status:
+        gateway.status = status
+        fields.append("status")
+    if fields:
+        gateway.save(update_fields=fields)
+    return gateway
+
+
+def gateway_delete(*, gateway: Gateway) -> Gateway:
+    """Delete a gateway softly: the row stays for usage and audit records, its keys stop working
+    (the data plane refuses a deleted gateway). One conditional UPDATE; deleting twice is a no-op."""
+    Gateway.objects.filter(pk=gateway.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    gateway.refresh_from_db(fields=["deleted_at"])
+    return gateway
+
+
 @transaction.atomic
 def gateway_create(
     *,
@@ -57,9 +100,10 @@ def gateway_create(
     Returns `(gateway, api_key, secret)`; the secret is not stored anywhere.
 
     Raises:
-        django.core.exceptions.ValidationError: for a budget below 1 USD or a bad TPM (nothing
-            is created).
+        django.core.exceptions.ValidationError: for a name another live gateway of the group
+            has, a budget below 1 USD or a bad TPM (nothing is created).
     """
+    _ensure_name_free(resource_group=resource_group, name=name)
     gateway = Gateway.objects.create(
         resource_group=resource_group, name=name, status=GatewayStatus.ENABLED, created_by=created_by
     )

@@ -1,0 +1,337 @@
+"""The management API for gateways and API keys (SPEC §2, §5), under `/api/v1/`.
+
+- `GET /gateways` (paginated) and `POST /gateways` → 201 the gateway and its first API key with
+  its `secret`, shown this once.
+- `GET`, `PATCH` (name, status `enabled`/`disabled`) and `DELETE` (soft: `deleted_at` is set, its
+  keys stop working) `/gateways/<id>`.
+- `GET` and `POST /gateways/<id>/api-keys` (the `secret` only in the POST's 201),
+  `POST /api-keys/<id>/revoke`.
+
+Roles come from `gateway.permissions`: reading needs `Action.VIEW` in the gateway's resource
+group, gateway writes `Action.MANAGE_GATEWAYS`, new keys `Action.CREATE_KEYS`. A gateway or key in
+a group the user is not a member of is 404, exactly like one that does not exist (never 403);
+members without the right get 403. Validation errors are DRF's `{"<field>": ["<message>"]}`, and
+the services' Django `ValidationError`s are mapped to the API's field names.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, generics, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from gateway.models import Gateway, GatewayStatus, ResourceGroup
+from gateway.permissions import Action, can, gateways_for, groups_for
+from gateway.services import gateway_create, gateway_delete, gateway_update
+from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
+from keys.models import ApiKey, ApiKeyStatus
+from keys.services import api_key_create, api_key_revoke
+from quotas.models import RefreshPeriod
+
+GATEWAY_NOT_FOUND = "Gateway not found."
+API_KEY_NOT_FOUND = "API key not found."
+MANAGE_DENIED = "Changing gateways needs the owner or admin role in the gateway's resource group."
+CREATE_KEYS_DENIED = "Creating API keys needs the owner, admin or developer role in the gateway's resource group."
+REVOKE_DENIED = (
+    "Revoking this API key needs the owner or admin role in its resource group, "
+    "or the developer role for a key you created."
+)
+
+# Service (model) field names → the API's names, so a service's ValidationError names the API field.
+_API_FIELDS = {
+    "limit_usd": "spend_budget_usd",
+    "refresh_period": "spend_budget_refresh_period",
+    "limit_tokens": "token_quota",
+    "tokens_per_minute": "tokens_per_minute",
+}
+
+
+def gateways_exception_handler(exc, context) -> Response | None:
+    """DRF's handler, plus: a Django `ValidationError` from a service → 400 `{"<api field>": [...]}`."""
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            detail = {_API_FIELDS.get(field, field): messages for field, messages in exc.message_dict.items()}
+        else:
+            detail = {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    return drf_exception_handler(exc, context)
+
+
+class ManagementPagination(PageNumberPagination):
+    """Page-number pagination: `?page=2&page_size=100`; 50 per page by default, at most 200."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+# Serializers --------------------------------------------------------------------------------
+
+
+class GatewaySerializer(serializers.ModelSerializer):
+    """A gateway as the API shows it: `id`, `name`, `resource_group` (id), `status`, `created_at`."""
+
+    class Meta:
+        model = Gateway
+        fields = ["id", "name", "resource_group", "status", "created_at"]
+        read_only_fields = fields
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    """An API key without its secret: `status` is the effective one (`expired` once past `expires_at`)."""
+
+    status = serializers.SerializerMethodField()
+    quotaEntityId = serializers.CharField(source="quota_entity_id", read_only=True)  # noqa: N815 (Vercel's name)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "gateway", "name", "prefix", "status", "expires_at", "last_used_at", "quotaEntityId"]
+        read_only_fields = fields
+
+    def get_status(self, api_key: ApiKey) -> str:
+        """The effective status of the key."""
+        return api_key.effective_status()
+
+
+class ApiKeyWithSecretSerializer(ApiKeySerializer):
+    """An API key with its full `secret`, in the response that creates it and nowhere else."""
+
+    secret = serializers.SerializerMethodField()
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+    def get_secret(self, api_key: ApiKey) -> str:
+        """The secret passed in the context (`{"secret": …}`): it is stored nowhere."""
+        return self.context["secret"]
+
+
+class GatewayCreatedSerializer(GatewaySerializer):
+    """The 201 of `POST /gateways`: the gateway and its first API key, with the key's secret."""
+
+    api_key = serializers.SerializerMethodField()
+
+    class Meta(GatewaySerializer.Meta):
+        fields = [*GatewaySerializer.Meta.fields, "api_key"]
+        read_only_fields = fields
+
+    @extend_schema_field(ApiKeyWithSecretSerializer)
+    def get_api_key(self, gateway: Gateway) -> dict:
+        """The first API key with its secret, both passed in the context (`api_key`, `secret`)."""
+        return ApiKeyWithSecretSerializer(self.context["api_key"], context=self.context).data
+
+
+class GatewayCreateSerializer(serializers.Serializer):
+    """`POST /gateways` body (Zenlayer's Create AI Gateway dialog).
+
+    `token_quota` (tokens), `spend_budget_usd` (at least 1 USD) and `tokens_per_minute` are
+    optional and hold for all the gateway's keys; absent or null means unlimited. `expires_in`
+    (`7d`, `30d`, `60d`, `90d`, `never`; default `never`) sets the first API key's expiry.
+    """
+
+    name = serializers.CharField(max_length=100)
+    resource_group = serializers.IntegerField(min_value=1)
+    token_quota = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    expires_in = serializers.ChoiceField(choices=list(EXPIRES_IN_CHOICES), default="never")
+    spend_budget_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=4, min_value=1, required=False, allow_null=True
+    )
+    spend_budget_refresh_period = serializers.ChoiceField(choices=RefreshPeriod.choices, default=RefreshPeriod.NONE)
+    tokens_per_minute = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class GatewayUpdateSerializer(serializers.Serializer):
+    """`PATCH /gateways/<id>` body: any of `name`, `status` (`enabled` or `disabled`)."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    # All of GatewayStatus's choices, so the OpenAPI schema has one status enum; `provisioning` is refused below.
+    status = serializers.ChoiceField(choices=GatewayStatus.choices, required=False)
+
+    def validate_status(self, value: str) -> str:
+        """Only `enabled` and `disabled` can be set; `provisioning` is aigw's own state."""
+        if value not in (GatewayStatus.ENABLED, GatewayStatus.DISABLED):
+            raise serializers.ValidationError('must be "enabled" or "disabled"')
+        return value
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    """`POST /gateways/<id>/api-keys` body: `name`, and `expires_at` (ISO 8601, in the future;
+    absent or null means unlimited validity)."""
+
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    def validate_expires_at(self, value):
+        """An expiry must lie in the future."""
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("must be in the future")
+        return value
+
+
+# Reading and checking -----------------------------------------------------------------------
+
+
+def _visible_gateway(user, pk: int) -> Gateway:
+    """The live gateway `pk` if `user` may view its resource group; else 404, as for a missing one."""
+    gateway = gateways_for(user, Action.VIEW).select_related("resource_group").filter(pk=pk).first()
+    if gateway is None:
+        raise exceptions.NotFound(GATEWAY_NOT_FOUND)
+    return gateway
+
+
+def _visible_api_key(user, pk: int) -> ApiKey:
+    """The API key `pk` of a live gateway `user` may view; else 404, as for a missing one."""
+    api_key = (
+        ApiKey.objects.select_related("gateway__resource_group")
+        .filter(pk=pk, gateway__in=gateways_for(user, Action.VIEW))
+        .first()
+    )
+    if api_key is None:
+        raise exceptions.NotFound(API_KEY_NOT_FOUND)
+    return api_key
+
+
+def _require(user, action: Action, group: ResourceGroup, message: str) -> None:
+    if not can(user, action, group):
+        raise exceptions.PermissionDenied(message)
+
+
+# Views --------------------------------------------------------------------------------------
+
+
+class _ManagementView(generics.GenericAPIView):
+    """Shared behaviour: the error handler of this module."""
+
+    def get_exception_handler(self):
+        return gateways_exception_handler
+
+
+class GatewayListView(_ManagementView):
+    """`GET /api/v1/gateways` (the live gateways the user may view) and `POST` (create one)."""
+
+    serializer_class = GatewaySerializer
+    pagination_class = ManagementPagination
+
+    def get_queryset(self):
+        """The live gateways in the groups where the user may view."""
+        return gateways_for(self.request.user, Action.VIEW).order_by("name", "id")
+
+    @extend_schema(responses=GatewaySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """List the gateways the user may view, a page at a time."""
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(GatewaySerializer(page, many=True).data)
+
+    @extend_schema(
+        request=GatewayCreateSerializer,
+        responses={201: GatewayCreatedSerializer, 400: OpenApiResponse(description="A field is invalid.")},
+    )
+    def post(self, request: Request) -> Response:
+        """Create a gateway with its first API key; the key's `secret` is in this response only."""
+        body = GatewayCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        group = groups_for(request.user, Action.VIEW).filter(pk=data["resource_group"]).first()
+        if group is None:
+            raise exceptions.ValidationError({"resource_group": ["No such resource group."]})
+        _require(request.user, Action.MANAGE_GATEWAYS, group, MANAGE_DENIED)
+        gateway, api_key, secret = gateway_create(
+            resource_group=group,
+            name=data["name"],
+            created_by=request.user,
+            token_quota=data.get("token_quota"),
+            expires_at=expires_at_for(data["expires_in"]),
+            spend_budget_usd=data.get("spend_budget_usd"),
+            spend_budget_refresh_period=data["spend_budget_refresh_period"],
+            tokens_per_minute=data.get("tokens_per_minute"),
+        )
+        data = GatewayCreatedSerializer(gateway, context={"api_key": api_key, "secret": secret}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class GatewayDetailView(_ManagementView):
+    """`GET`, `PATCH` and `DELETE /api/v1/gateways/<id>`."""
+
+    serializer_class = GatewaySerializer
+
+    def get(self, request: Request, pk: int) -> Response:
+        """The gateway, if the user may view it."""
+        return Response(GatewaySerializer(_visible_gateway(request.user, pk)).data)
+
+    @extend_schema(request=GatewayUpdateSerializer, responses=GatewaySerializer)
+    def patch(self, request: Request, pk: int) -> Response:
+        """Rename the gateway and/or set its status to `enabled` or `disabled`."""
+        gateway = _visible_gateway(request.user, pk)
+        _require(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group, MANAGE_DENIED)
+        body = GatewayUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        gateway = gateway_update(gateway=gateway, name=data.get("name"), status=data.get("status"))
+        return Response(GatewaySerializer(gateway).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        """Delete the gateway (soft): all its keys stop working at once; usage stays readable."""
+        gateway = _visible_gateway(request.user, pk)
+        _require(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group, MANAGE_DENIED)
+        gateway_delete(gateway=gateway)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GatewayApiKeyListView(_ManagementView):
+    """`GET /api/v1/gateways/<id>/api-keys` (list, no secrets) and `POST` (create, secret once)."""
+
+    serializer_class = ApiKeySerializer
+    pagination_class = ManagementPagination
+
+    @extend_schema(responses=ApiKeySerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        """The gateway's API keys, newest first, a page at a time."""
+        gateway = _visible_gateway(request.user, pk)
+        page = self.paginate_queryset(ApiKey.objects.filter(gateway=gateway).order_by("-created_at", "-id"))
+        return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyWithSecretSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Create an API key on the gateway; its `secret` is in this response only."""
+        gateway = _visible_gateway(request.user, pk)
+        _require(request.user, Action.CREATE_KEYS, gateway.resource_group, CREATE_KEYS_DENIED)
+        body = ApiKeyCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        api_key, secret = api_key_create(
+            gateway=gateway,
+            name=body.validated_data["name"],
+            expires_at=body.validated_data["expires_at"],
+            created_by=request.user,
+        )
+        data = ApiKeyWithSecretSerializer(api_key, context={"secret": secret}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyRevokeView(_ManagementView):
+    """`POST /api/v1/api-keys/<id>/revoke` → 200 the revoked key (revoking twice changes nothing).
+
+    Owners and admins may revoke any key of their groups; developers the keys they created."""
+
+    serializer_class = ApiKeySerializer
+
+    @extend_schema(request=None, responses=ApiKeySerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        """Revoke the API key at once."""
+        api_key = _visible_api_key(request.user, pk)
+        group = api_key.gateway.resource_group
+        own_key = api_key.created_by_id is not None and api_key.created_by_id == request.user.pk
+        if not (
+            can(request.user, Action.MANAGE_GATEWAYS, group)
+            or (own_key and can(request.user, Action.CREATE_KEYS, group))
+        ):
+            raise exceptions.PermissionDenied(REVOKE_DENIED)
+        if api_key.status != ApiKeyStatus.REVOKED:
+            api_key = api_key_revoke(api_key=api_key)
+        return Response(ApiKeySerializer(api_key).data)
