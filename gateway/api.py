@@ -29,8 +29,8 @@ from gateway.models import Gateway, GatewayStatus, ResourceGroup
 from gateway.permissions import Action, can, gateways_for, groups_for
 from gateway.services import gateway_create, gateway_delete, gateway_update
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
-from keys.models import ApiKey, ApiKeyStatus
-from keys.services import api_key_create, api_key_revoke
+from keys.models import ApiKey
+from keys.services import api_key_create, api_key_revoke, api_key_rotate
 from quotas.models import RefreshPeriod
 
 GATEWAY_NOT_FOUND = "Gateway not found."
@@ -314,6 +314,19 @@ class GatewayApiKeyListView(_ManagementView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
+def _require_key_right(user, api_key: ApiKey) -> None:
+    """Owners and admins may revoke or rotate any key of their groups; developers the keys they
+    created (SPEC §1: developers manage their own keys).
+
+    Raises:
+        PermissionDenied: otherwise (403).
+    """
+    group = api_key.gateway.resource_group
+    own_key = api_key.created_by_id is not None and api_key.created_by_id == user.pk
+    if not (can(user, Action.MANAGE_GATEWAYS, group) or (own_key and can(user, Action.CREATE_KEYS, group))):
+        raise exceptions.PermissionDenied(REVOKE_DENIED)
+
+
 class ApiKeyRevokeView(_ManagementView):
     """`POST /api/v1/api-keys/<id>/revoke` → 200 the revoked key (revoking twice changes nothing).
 
@@ -325,13 +338,23 @@ class ApiKeyRevokeView(_ManagementView):
     def post(self, request: Request, pk: int) -> Response:
         """Revoke the API key at once."""
         api_key = _visible_api_key(request.user, pk)
-        group = api_key.gateway.resource_group
-        own_key = api_key.created_by_id is not None and api_key.created_by_id == request.user.pk
-        if not (
-            can(request.user, Action.MANAGE_GATEWAYS, group)
-            or (own_key and can(request.user, Action.CREATE_KEYS, group))
-        ):
-            raise exceptions.PermissionDenied(REVOKE_DENIED)
-        if api_key.status != ApiKeyStatus.REVOKED:
-            api_key = api_key_revoke(api_key=api_key)
-        return Response(ApiKeySerializer(api_key).data)
+        _require_key_right(request.user, api_key)
+        return Response(ApiKeySerializer(api_key_revoke(api_key=api_key)).data)
+
+
+class ApiKeyRotateView(_ManagementView):
+    """`POST /api/v1/api-keys/<id>/rotate` → 200 the key with its new `secret` (once); the old
+    secret stops working. The key keeps its id, budget and usage. Same rights as revoking."""
+
+    serializer_class = ApiKeyWithSecretSerializer
+
+    @extend_schema(request=None, responses={200: ApiKeyWithSecretSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Replace the key's secret."""
+        api_key = _visible_api_key(request.user, pk)
+        _require_key_right(request.user, api_key)
+        try:
+            api_key, secret = api_key_rotate(api_key=api_key)
+        except ValueError as error:
+            raise exceptions.ValidationError({"non_field_errors": [str(error)]}) from None
+        return Response(ApiKeyWithSecretSerializer(api_key, context={"secret": secret}).data)

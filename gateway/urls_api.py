@@ -9,4 +9,5 @@ urlpatterns: list = [
     path("gateways/<int:pk>", api.GatewayDetailView.as_view(), name="api-gateway"),
     path("gateways/<int:pk>/api-keys", api.GatewayApiKeyListView.as_view(), name="api-gateway-api-keys"),
     path("api-keys/<int:pk>/revoke", api.ApiKeyRevokeView.as_view(), name="api-api-key-revoke"),
+    path("api-keys/<int:pk>/rotate", api.ApiKeyRotateView.as_view(), name="api-api-key-rotate"),
 ]

@@ -31,11 +31,34 @@ def api_key_create(*, gateway, name: str, expires_at: datetime | None = None, cr
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke `api_key` at once; requests with it get 401 `key_revoked` (within the config TTL)."""
+    """Revoke `api_key` at once; requests with it get 401 `key_revoked` (within the config TTL).
+    Revoking a revoked key changes nothing."""
+    if api_key.status == ApiKeyStatus.REVOKED:
+        return api_key
     api_key.status = ApiKeyStatus.REVOKED
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["status", "revoked_at"])
     return api_key
+
+
+@transaction.atomic
+def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
+    """Give `api_key` a new secret; the old one stops working (within the config TTL).
+
+    The key keeps its id, so its `quotaEntityId`, budget, limits and usage history stay.
+    Returns `(api_key, secret)`; the secret is in this answer only.
+
+    Raises:
+        ValueError: for a revoked key (a revoked key stays revoked).
+    """
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.status == ApiKeyStatus.REVOKED:
+        raise ValueError("a revoked API key cannot be rotated")
+    secret = generate_secret()
+    api_key.prefix = visible_prefix(secret)
+    api_key.hashed_secret = hash_secret(secret)
+    api_key.save(update_fields=["prefix", "hashed_secret"])
+    return api_key, secret
 
 
 def api_key_mark_used(*, api_key_id: int, at: datetime) -> None:

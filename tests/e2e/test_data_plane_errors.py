@@ -184,3 +184,14 @@ def test_an_upstream_client_error_passes_through_with_its_explanation(live, fake
     assert_error(response, 400, "context_length_exceeded")
     event = wait_for_usage_event(response.headers["x-request-id"])
     assert (event.status_code, event.cost_usd) == (400, Decimal(0))
+
+
+def test_after_a_rotation_the_old_secret_is_refused_and_the_new_one_works(live):
+    from keys.services import api_key_rotate
+
+    _, api_key, old_secret = new_key()
+    assert post(live, secret=old_secret).status_code == 200
+    _, new_secret = api_key_rotate(api_key=api_key)
+
+    eventually(lambda: assert_error(post(live, secret=old_secret), 401, "invalid_api_key"))
+    assert post(live, secret=new_secret).status_code == 200

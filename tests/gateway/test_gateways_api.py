@@ -28,12 +28,6 @@ MANAGING_ROLES = {Role.OWNER, Role.ADMIN}
 KEY_CREATING_ROLES = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """UserFactory hashes a password for every member; PBKDF2 would take most of the run."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def group():
     return ResourceGroupFactory()
@@ -453,3 +447,32 @@ def test_a_wrong_personal_api_token_is_401():
     client.credentials(HTTP_AUTHORIZATION="Bearer aigwp_not-a-real-token")
 
     assert client.get(GATEWAYS).status_code == 401
+
+
+def test_rotating_a_key_answers_a_new_secret_once_and_keeps_its_id_and_budget(admin, gateway):
+    from quotas.services import spend_budget_create
+
+    api_key = gateway.api_keys.get()
+    old_hash = api_key.hashed_secret
+    spend_budget_create(api_key=api_key, limit_usd=10)
+
+    response = admin.post(f"/api/v1/api-keys/{api_key.pk}/rotate")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == api_key.pk and body["quotaEntityId"] == f"api_key_id_{api_key.pk}"
+    api_key.refresh_from_db()
+    assert api_key.hashed_secret == hash_secret(body["secret"]) != old_hash
+    assert body["prefix"] == body["secret"][:12]
+    assert SpendBudget.objects.get(api_key=api_key).limit_usd == 10
+    assert "secret" not in admin.get(keys_url(gateway)).json()["results"][0]
+
+
+def test_a_revoked_key_cannot_be_rotated_and_read_only_roles_cannot_rotate(group, gateway, admin):
+    api_key = gateway.api_keys.get()
+    assert member(group, Role.AUDITOR).post(f"/api/v1/api-keys/{api_key.pk}/rotate").status_code == 403
+    assert outsider().post(f"/api/v1/api-keys/{api_key.pk}/rotate").status_code == 404
+    admin.post(revoke_url(api_key))
+    response = admin.post(f"/api/v1/api-keys/{api_key.pk}/rotate")
+    assert response.status_code == 400
+    assert "revoked" in str(response.json())
