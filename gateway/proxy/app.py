@@ -254,8 +254,8 @@ class ProxyApp:
                 start = now.replace(second=0, microsecond=0)
                 item["windowStart"], item["resetsAt"] = _iso(start), _iso(start.replace(second=0) + _ONE_MINUTE)
             else:
-                end = window_end(rule.period, now)
-                item["windowStart"] = _iso(window_start(rule.period, now))
+                end = window_end(rule.period, now)  # None: a lifetime limit never resets
+                item["windowStart"] = _iso(window_start(rule.period, now)) if end else None
                 item["resetsAt"] = _iso(end) if end else None
             limits.append(item)
         payload = {

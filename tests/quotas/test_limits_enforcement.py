@@ -240,6 +240,8 @@ def test_the_key_reads_its_own_limits_and_budget(gateway_):
     assert by_type["spend_budget"]["used"] == 0.95 and by_type["spend_budget"]["remaining"] == 9.05
     assert by_type["spend_budget"]["resetsAt"] == "2026-12-01T00:00:00Z"
     assert (by_type["token_quota"]["level"], by_type["token_quota"]["used"]) == ("gateway", 19)
+    assert (by_type["token_quota"]["windowStart"], by_type["token_quota"]["resetsAt"]) == (None, None)
+    assert by_type["spend_budget"]["windowStart"] == "2026-11-01T00:00:00Z"
     assert quota.json() == {
         "quotaEntityId": f"api_key_id_{api_key.pk}",
         "apiKeyName": api_key.name,
