@@ -65,6 +65,9 @@ def _server_env() -> dict[str, str]:
         "AIGW_CONFIG_TTL_SECONDS": "0.2",
         "AIGW_MAX_BODY_BYTES": str(64 * 1024),
         "DEBUG": "false",
+        # The jobs tests move the clock themselves; a server running the jobs on the real clock
+        # in the same (SQLite) test database would write periods under them.
+        "AIGW_IN_PROCESS_JOBS": "false",
     }
 
 
