@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
+from usage.audit import audit_record, audit_snapshot
 
 MINIMUM_BUDGET_USD = Decimal(1)
 MAXIMUM_BUDGET_USD = Decimal(10**10)  # SpendBudget.limit_usd holds 10 digits before the point
@@ -27,6 +28,34 @@ def _owner_filter(*, api_key=None, gateway=None, resource_group=None) -> dict:
     if len(given) != 1:
         raise ValueError("give exactly one of api_key, gateway, resource_group")
     return given
+
+
+TOKEN_QUOTA_FIELDS = ["limit_tokens", "refresh_period", "mode"]
+SPEND_BUDGET_FIELDS = ["limit_usd", "refresh_period", "mode", "active", "archived_at"]
+RATE_LIMIT_FIELDS = ["tokens_per_minute", "requests_per_minute"]
+_LEVEL_NAMES = {"api_key": "API key", "gateway": "gateway", "resource_group": "resource group"}
+
+
+def _audit_limit(*, action: str, owner: dict, before: dict | None, after: dict | None) -> None:
+    """One audit event for a change to a limit of `owner` (`{"api_key"|"gateway"|"resource_group": obj}`).
+
+    The target is the owner (its id), named `<level> '<name>'`; the event belongs to the owner's
+    resource group."""
+    ((level, obj),) = owner.items()
+    if level == "api_key":
+        group_id = obj.gateway.resource_group_id
+    elif level == "gateway":
+        group_id = obj.resource_group_id
+    else:
+        group_id = obj.pk
+    audit_record(
+        action=action,
+        target=obj,
+        target_name=f"{_LEVEL_NAMES[level]} '{obj.name}'",
+        resource_group=group_id,
+        before=None if before is None else {"level": level, **before},
+        after=None if after is None else {"level": level, **after},
+    )
 
 
 def _keys_under(*, api_key=None, gateway=None, resource_group=None):
@@ -57,6 +86,7 @@ def token_quota_set(
         ValueError: for a non-positive limit or not exactly one owner.
     """
     owner = _owner_filter(api_key=api_key, gateway=gateway, resource_group=resource_group)
+    before = audit_snapshot(TokenQuota.objects.filter(**owner).first(), TOKEN_QUOTA_FIELDS)
     if limit_tokens is None:
         TokenQuota.objects.filter(**owner).delete()
         quota = None
@@ -68,6 +98,10 @@ def token_quota_set(
         quota, _ = TokenQuota.objects.update_or_create(
             **owner, defaults={"limit_tokens": limit_tokens, "refresh_period": refresh_period, "mode": mode}
         )
+    after = audit_snapshot(quota, TOKEN_QUOTA_FIELDS)
+    if before != after:
+        verb = "create" if before is None else "remove" if after is None else "update"
+        _audit_limit(action=f"token_quota.{verb}", owner=owner, before=before, after=after)
     _keys_under(**owner).filter(status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA).update(
         status=ApiKeyStatus.ACTIVE, suspended_reason=SuspendedReason.NONE
     )
@@ -75,18 +109,42 @@ def token_quota_set(
 
 
 def api_keys_suspend_for_token_quota(*, api_key_ids: list[int]) -> int:
-    """Mark active keys as suspended with reason `token_quota`; returns how many changed."""
-    return ApiKey.objects.filter(pk__in=api_key_ids, status=ApiKeyStatus.ACTIVE).update(
-        status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
-    )
+    """Mark active keys as suspended with reason `token_quota`; returns how many changed.
+
+    Each change is one conditional UPDATE (safe when several gateway processes see the quota
+    reached at once) and one audit event by aigw itself (`api_key.suspend`)."""
+    changed = 0
+    for api_key in ApiKey.objects.filter(pk__in=api_key_ids, status=ApiKeyStatus.ACTIVE).select_related("gateway"):
+        if ApiKey.objects.filter(pk=api_key.pk, status=ApiKeyStatus.ACTIVE).update(
+            status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
+        ):
+            changed += 1
+            audit_record(
+                action="api_key.suspend",
+                target=api_key,
+                resource_group=api_key.gateway.resource_group_id,
+                before={"status": ApiKeyStatus.ACTIVE.value, "suspended_reason": ""},
+                after={"status": ApiKeyStatus.SUSPENDED.value, "suspended_reason": SuspendedReason.TOKEN_QUOTA.value},
+            )
+    return changed
 
 
 def api_key_reactivate_after_token_quota(*, api_key_id: int) -> int:
     """Make a key suspended for `token_quota` active again (its quota has room again, e.g. in
-    a new refresh period); returns 1 if it changed, else 0."""
-    return ApiKey.objects.filter(
+    a new refresh period); returns 1 if it changed, else 0 (audited as `api_key.reactivate`)."""
+    changed = ApiKey.objects.filter(
         pk=api_key_id, status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
     ).update(status=ApiKeyStatus.ACTIVE, suspended_reason=SuspendedReason.NONE)
+    if changed:
+        api_key = ApiKey.objects.select_related("gateway").get(pk=api_key_id)
+        audit_record(
+            action="api_key.reactivate",
+            target=api_key,
+            resource_group=api_key.gateway.resource_group_id,
+            before={"status": ApiKeyStatus.SUSPENDED.value, "suspended_reason": SuspendedReason.TOKEN_QUOTA.value},
+            after={"status": ApiKeyStatus.ACTIVE.value, "suspended_reason": ""},
+        )
+    return changed
 
 
 def _check_choice(field: str, value: str, choices) -> None:
@@ -133,11 +191,15 @@ def spend_budget_create(
         raise BudgetExists("a spend budget exists for this owner; change or restore it instead")
     try:
         with transaction.atomic():  # a savepoint: two creates racing meet the unique constraint
-            return SpendBudget.objects.create(
+            budget = SpendBudget.objects.create(
                 **owner, limit_usd=amount, refresh_period=refresh_period, mode=mode, active=active
             )
     except IntegrityError:
         raise BudgetExists("a spend budget exists for this owner; change or restore it instead") from None
+    _audit_limit(
+        action="spend_budget.create", owner=owner, before=None, after=audit_snapshot(budget, SPEND_BUDGET_FIELDS)
+    )
+    return budget
 
 
 @transaction.atomic
@@ -156,7 +218,12 @@ def spend_budget_update(
     Raises:
         ValidationError: for an amount below 1 USD, an unknown refresh period or mode.
     """
-    budget = SpendBudget.objects.select_for_update().get(pk=budget.pk)
+    budget = (
+        SpendBudget.objects.select_related("api_key__gateway", "gateway", "resource_group")
+        .select_for_update(of=("self",))
+        .get(pk=budget.pk)
+    )
+    before = audit_snapshot(budget, SPEND_BUDGET_FIELDS)
     if limit_usd is not None:
         budget.limit_usd = _usd(limit_usd)
     if refresh_period is not None:
@@ -170,6 +237,13 @@ def spend_budget_update(
     if archived is not None:
         budget.archived_at = (budget.archived_at or timezone.now()) if archived else None
     budget.save()
+    after = audit_snapshot(budget, SPEND_BUDGET_FIELDS)
+    if before != after:
+        verb = "update"
+        if archived is not None and (before or {}).get("archived_at") != (after or {}).get("archived_at"):
+            verb = "archive" if archived else "restore"
+        owner = _owner_filter(api_key=budget.api_key, gateway=budget.gateway, resource_group=budget.resource_group)
+        _audit_limit(action=f"spend_budget.{verb}", owner=owner, before=before, after=after)
     return budget
 
 
@@ -225,10 +299,16 @@ def rate_limit_set(
     for field, value in (("tokens_per_minute", tokens_per_minute), ("requests_per_minute", requests_per_minute)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise ValidationError({field: "Must be a positive whole number."})
+    before = audit_snapshot(RateLimit.objects.filter(**owner).first(), RATE_LIMIT_FIELDS)
+    limit: RateLimit | None = None
     if tokens_per_minute is None and requests_per_minute is None:
         RateLimit.objects.filter(**owner).delete()
-        return None
-    limit, _ = RateLimit.objects.update_or_create(
-        **owner, defaults={"tokens_per_minute": tokens_per_minute, "requests_per_minute": requests_per_minute}
-    )
+    else:
+        limit, _ = RateLimit.objects.update_or_create(
+            **owner, defaults={"tokens_per_minute": tokens_per_minute, "requests_per_minute": requests_per_minute}
+        )
+    after = audit_snapshot(limit, RATE_LIMIT_FIELDS)
+    if before != after:
+        verb = "create" if before is None else "remove" if after is None else "update"
+        _audit_limit(action=f"rate_limit.{verb}", owner=owner, before=before, after=after)
     return limit
