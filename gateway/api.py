@@ -4,8 +4,13 @@
   its `secret`, shown this once.
 - `GET`, `PATCH` (name, status `enabled`/`disabled`) and `DELETE` (soft: `deleted_at` is set, its
   keys stop working) `/gateways/<id>`.
-- `GET` and `POST /gateways/<id>/api-keys` (the `secret` only in the POST's 201),
-  `POST /api-keys/<id>/revoke`.
+- `POST /gateways/<id>/duplicate` → 201 the copy (same configuration and limits, a new first
+  key with its `secret`, no usage).
+- `GET` and `POST /gateways/<id>/api-keys` (the `secret` only in the POST's 201).
+- `GET /api-keys` (every key the user may see; `?gateway=`, `?status=`), `GET` and `PATCH`
+  (name, expiry) `/api-keys/<id>`, `POST /api-keys/<id>/rotate` and `/revoke`.
+
+Creates and rotations accept an `Idempotency-Key` header (`gateway.idempotency`).
 
 Roles come from `gateway.permissions`: reading needs `Action.VIEW` in the gateway's resource
 group, gateway writes `Action.MANAGE_GATEWAYS`, new keys `Action.CREATE_KEYS`. A gateway or key in
@@ -18,20 +23,23 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from gateway.models import Gateway, GatewayStatus, ResourceGroup
 from gateway.permissions import Action, can, gateways_for, groups_for
 from gateway.services import gateway_create, gateway_delete, gateway_update
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
-from keys.models import ApiKey
-from keys.services import api_key_create, api_key_revoke, api_key_rotate
-from quotas.models import RefreshPeriod
+from keys.models import ApiKey, ApiKeyStatus
+from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
+from quotas.models import RefreshPeriod, SpendBudget
+from quotas.selectors import spend_by_api_key
 
 GATEWAY_NOT_FOUND = "Gateway not found."
 API_KEY_NOT_FOUND = "API key not found."
@@ -82,20 +90,77 @@ class GatewaySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class KeyBudgetSerializer(serializers.Serializer):
+    """An API key's own spend budget as the API keys page shows it (`$1.04 / $10 spent · monthly`)."""
+
+    limit_usd = serializers.DecimalField(max_digits=14, decimal_places=4, coerce_to_string=True)
+    current_spend_usd = serializers.DecimalField(max_digits=20, decimal_places=10, coerce_to_string=True)
+    refresh_period = serializers.ChoiceField(choices=RefreshPeriod.choices)
+    active = serializers.BooleanField()
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
-    """An API key without its secret: `status` is the effective one (`expired` once past `expires_at`)."""
+    """An API key without its secret: `status` is the effective one (`expired` once past
+    `expires_at`); `spend_budget` is its own live (not archived) budget with the spend of the
+    current window, or null for `Unlimited quota`. Pass `{"spent": {key id: Decimal}}` in the
+    context to fill `current_spend_usd` without a query per key."""
 
     status = serializers.SerializerMethodField()
     quotaEntityId = serializers.CharField(source="quota_entity_id", read_only=True)  # noqa: N815 (Vercel's name)
+    spend_budget = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
-        fields = ["id", "gateway", "name", "prefix", "status", "expires_at", "last_used_at", "quotaEntityId"]
+        fields = [
+            "id",
+            "gateway",
+            "name",
+            "prefix",
+            "status",
+            "expires_at",
+            "last_used_at",
+            "created_at",
+            "quotaEntityId",
+            "spend_budget",
+        ]
         read_only_fields = fields
 
     def get_status(self, api_key: ApiKey) -> str:
         """The effective status of the key."""
         return api_key.effective_status()
+
+    @extend_schema_field(KeyBudgetSerializer(allow_null=True))
+    def get_spend_budget(self, api_key: ApiKey) -> dict | None:
+        """The key's live budget and its spend in the current window, or None."""
+        budget = _live_budget(api_key)
+        if budget is None:
+            return None
+        spent = self.context.get("spent")
+        if spent is None or api_key.pk not in spent:
+            spent = spend_by_api_key(budgets=[budget], now=timezone.now())
+        return KeyBudgetSerializer(
+            {
+                "limit_usd": budget.limit_usd,
+                "current_spend_usd": spent.get(api_key.pk, 0),
+                "refresh_period": budget.refresh_period,
+                "active": budget.active,
+            }
+        ).data
+
+
+def _live_budget(api_key: ApiKey) -> SpendBudget | None:
+    try:
+        budget = api_key.spend_budget
+    except SpendBudget.DoesNotExist:
+        return None
+    return budget if budget.archived_at is None else None
+
+
+def api_keys_data(api_keys: list[ApiKey]) -> list:
+    """The serialized keys, with every key's current spend read in one query per refresh period."""
+    budgets = [b for b in (_live_budget(k) for k in api_keys) if b is not None]
+    spent = spend_by_api_key(budgets=budgets, now=timezone.now()) if budgets else {}
+    return list(ApiKeySerializer(api_keys, many=True, context={"spent": spent}).data)
 
 
 class ApiKeyWithSecretSerializer(ApiKeySerializer):
@@ -157,6 +222,26 @@ class GatewayUpdateSerializer(serializers.Serializer):
         """Only `enabled` and `disabled` can be set; `provisioning` is aigw's own state."""
         if value not in (GatewayStatus.ENABLED, GatewayStatus.DISABLED):
             raise serializers.ValidationError('must be "enabled" or "disabled"')
+        return value
+
+
+class GatewayDuplicateSerializer(serializers.Serializer):
+    """`POST /gateways/<id>/duplicate` body: the copy's `name` (default `<name> (copy)`)."""
+
+    name = serializers.CharField(max_length=100, required=False)
+
+
+class ApiKeyUpdateSerializer(serializers.Serializer):
+    """`PATCH /api-keys/<id>` body: any of `name` and `expires_at` (ISO 8601 in the future, or
+    null for unlimited validity)."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_expires_at(self, value):
+        """An expiry must lie in the future."""
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("must be in the future")
         return value
 
 
@@ -230,8 +315,27 @@ class GatewayListView(_ManagementView):
 
     @extend_schema(
         request=GatewayCreateSerializer,
-        responses={201: GatewayCreatedSerializer, 400: OpenApiResponse(description="A field is invalid.")},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            201: GatewayCreatedSerializer,
+            400: OpenApiResponse(description='A field is invalid: `{"<field>": ["<message>"]}`.'),
+            403: OpenApiResponse(description="The user is not an owner or admin of the resource group."),
+        },
+        examples=[
+            OpenApiExample(
+                "A gateway with a monthly budget of $50",
+                request_only=True,
+                value={
+                    "name": "support-bot",
+                    "resource_group": 1,
+                    "expires_in": "90d",
+                    "spend_budget_usd": "50",
+                    "spend_budget_refresh_period": "monthly",
+                },
+            )
+        ],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         """Create a gateway with its first API key; the key's `secret` is in this response only."""
         body = GatewayCreateSerializer(data=request.data)
@@ -294,10 +398,21 @@ class GatewayApiKeyListView(_ManagementView):
     def get(self, request: Request, pk: int) -> Response:
         """The gateway's API keys, newest first, a page at a time."""
         gateway = _visible_gateway(request.user, pk)
-        page = self.paginate_queryset(ApiKey.objects.filter(gateway=gateway).order_by("-created_at", "-id"))
-        return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
+        keys = ApiKey.objects.filter(gateway=gateway).select_related("spend_budget").order_by("-created_at", "-id")
+        page = self.paginate_queryset(keys)
+        return self.get_paginated_response(api_keys_data(list(page or [])))
 
-    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyWithSecretSerializer})
+    @extend_schema(
+        request=ApiKeyCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            201: ApiKeyWithSecretSerializer,
+            400: OpenApiResponse(description="A field is invalid."),
+            403: OpenApiResponse(description="The user is an auditor or viewer of the resource group."),
+            404: OpenApiResponse(description="No such gateway, or not in one of the user's resource groups."),
+        },
+    )
+    @idempotent
     def post(self, request: Request, pk: int) -> Response:
         """Create an API key on the gateway; its `secret` is in this response only."""
         gateway = _visible_gateway(request.user, pk)
@@ -348,7 +463,17 @@ class ApiKeyRotateView(_ManagementView):
 
     serializer_class = ApiKeyWithSecretSerializer
 
-    @extend_schema(request=None, responses={200: ApiKeyWithSecretSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            200: ApiKeyWithSecretSerializer,
+            400: OpenApiResponse(description="The key is revoked."),
+            403: OpenApiResponse(description=REVOKE_DENIED),
+            404: OpenApiResponse(description="No such API key, or not in one of the user's resource groups."),
+        },
+    )
+    @idempotent
     def post(self, request: Request, pk: int) -> Response:
         """Replace the key's secret."""
         api_key = _visible_api_key(request.user, pk)
@@ -358,3 +483,142 @@ class ApiKeyRotateView(_ManagementView):
         except ValueError as error:
             raise exceptions.ValidationError({"non_field_errors": [str(error)]}) from None
         return Response(ApiKeyWithSecretSerializer(api_key, context={"secret": secret}).data)
+
+
+class GatewayDuplicateView(_ManagementView):
+    """`POST /api/v1/gateways/<id>/duplicate` → 201 the copy with its first API key and `secret`.
+
+    SPEC §2 Duplicate: same configuration (resource group, allowed models, the gateway's token
+    quota, spend budget and rate limit), name `<name> (copy)` or as given, a new key, no usage.
+    Needs the owner or admin role in the gateway's resource group."""
+
+    serializer_class = GatewayCreatedSerializer
+
+    @extend_schema(
+        request=GatewayDuplicateSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            201: GatewayCreatedSerializer,
+            400: OpenApiResponse(description="The name is taken in the resource group."),
+            403: OpenApiResponse(description=MANAGE_DENIED),
+            404: OpenApiResponse(description="No such gateway, or not in one of the user's resource groups."),
+        },
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        """Duplicate the gateway."""
+        from gateway.services import gateway_duplicate
+
+        gateway = _visible_gateway(request.user, pk)
+        _require(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group, MANAGE_DENIED)
+        body = GatewayDuplicateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        copy, api_key, secret = gateway_duplicate(
+            gateway=gateway, name=body.validated_data.get("name"), created_by=request.user
+        )
+        data = GatewayCreatedSerializer(copy, context={"api_key": api_key, "secret": secret}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+_STATUS_FILTER = OpenApiParameter(
+    "status",
+    OpenApiTypes.STR,
+    enum=[s.value for s in ApiKeyStatus],
+    description="Only keys with this effective status (`expired` includes active keys past their expiry).",
+)
+
+
+class ApiKeyListView(_ManagementView):
+    """`GET /api/v1/api-keys`: every API key of the live gateways the user may see (Vercel's API
+    keys page), newest first; `?gateway=<id>`, `?resource_group=<id>`, `?status=`."""
+
+    serializer_class = ApiKeySerializer
+    pagination_class = ManagementPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("gateway", OpenApiTypes.INT, description="Only the keys of this gateway."),
+            OpenApiParameter("resource_group", OpenApiTypes.INT, description="Only the keys of this resource group."),
+            _STATUS_FILTER,
+        ],
+        responses={200: ApiKeySerializer(many=True), 400: OpenApiResponse(description="A filter is invalid.")},
+    )
+    def get(self, request: Request) -> Response:
+        """List the API keys, a page at a time."""
+        keys = ApiKey.objects.filter(gateway__in=gateways_for(request.user, Action.VIEW)).select_related("spend_budget")
+        for name in ("gateway", "resource_group"):
+            value = request.query_params.get(name)
+            if value is not None:
+                if not value.isdigit():
+                    raise exceptions.ValidationError({name: ["A valid integer is required."]})
+                keys = keys.filter(
+                    **{"gateway__resource_group_id" if name == "resource_group" else "gateway_id": value}
+                )
+        wanted = request.query_params.get("status")
+        if wanted is not None:
+            keys = _with_effective_status(keys, wanted)
+        page = self.paginate_queryset(keys.order_by("-created_at", "-id"))
+        return self.get_paginated_response(api_keys_data(list(page or [])))
+
+
+def _with_effective_status(keys, wanted: str):
+    """Filter `keys` by effective status (see `ApiKey.effective_status`).
+
+    Raises:
+        ValidationError: for an unknown status (400 naming `status`).
+    """
+    from django.db.models import Q
+
+    now = timezone.now()
+    past_expiry = Q(status=ApiKeyStatus.ACTIVE, expires_at__lte=now)
+    if wanted == ApiKeyStatus.ACTIVE:
+        return keys.filter(status=ApiKeyStatus.ACTIVE).exclude(past_expiry)
+    if wanted == ApiKeyStatus.EXPIRED:
+        return keys.filter(Q(status=ApiKeyStatus.EXPIRED) | past_expiry)
+    if wanted in (ApiKeyStatus.SUSPENDED, ApiKeyStatus.REVOKED):
+        return keys.filter(status=wanted)
+    raise exceptions.ValidationError({"status": [f"Must be one of {', '.join(ApiKeyStatus.values)}."]})
+
+
+class ApiKeyDetailView(_ManagementView):
+    """`GET /api/v1/api-keys/<id>` (no secret) and `PATCH` (name, expiry; same rights as revoking)."""
+
+    serializer_class = ApiKeySerializer
+
+    @extend_schema(
+        responses={200: ApiKeySerializer, 404: OpenApiResponse(description="No such API key, or not visible.")}
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        """The API key, without its secret."""
+        api_key = _visible_api_key(request.user, pk)
+        return Response(api_keys_data([api_key])[0])
+
+    @extend_schema(
+        request=ApiKeyUpdateSerializer,
+        responses={
+            200: ApiKeySerializer,
+            400: OpenApiResponse(description="A field is invalid (e.g. `expires_at` in the past)."),
+            403: OpenApiResponse(description=REVOKE_DENIED),
+            404: OpenApiResponse(description="No such API key, or not visible."),
+        },
+        examples=[
+            OpenApiExample(
+                "Rename and extend", request_only=True, value={"name": "ci", "expires_at": "2027-06-30T00:00:00Z"}
+            ),
+            OpenApiExample("Never expire", request_only=True, value={"expires_at": None}),
+        ],
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        """Rename the key and/or change its expiry; effective within the config TTL."""
+        api_key = _visible_api_key(request.user, pk)
+        _require_key_right(request.user, api_key)
+        body = ApiKeyUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        api_key = api_key_update(
+            api_key=api_key,
+            name=data.get("name"),
+            expires_at=data.get("expires_at"),
+            clear_expiry="expires_at" in data and data["expires_at"] is None,
+        )
+        return Response(api_keys_data([api_key])[0])

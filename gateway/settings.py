@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "gateway.middleware.ApiBodySizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -90,6 +91,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "usage.audit.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -162,11 +164,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.schema.add_common_error_responses",
+    ],
+    # One enum per choice set, whichever serializer (snake_case or Vercel's camelCase) uses it.
+    "ENUM_NAME_OVERRIDES": {
+        "RefreshPeriodEnum": "quotas.models.RefreshPeriod",
+        "LimitModeEnum": "quotas.models.LimitMode",
+        "ApiKeyStatusEnum": "keys.models.ApiKeyStatus",
+    },
 }
 
 # Provider credentials are encrypted with Fernet keys derived from this value (SECRET_KEY if unset).
 # Several comma-separated values rotate keys: the first encrypts, all decrypt.
 AIGW_ENCRYPTION_KEYS = [k for k in env.list("AIGW_ENCRYPTION_KEYS", default=[]) if k] or [SECRET_KEY]
+
+# Management API: largest request body (bytes); larger ones are refused with 413.
+AIGW_API_MAX_BODY_BYTES = env.int("AIGW_API_MAX_BODY_BYTES", default=1024 * 1024)
 
 # Data plane.
 AIGW_MAX_BODY_BYTES = env.int("AIGW_MAX_BODY_BYTES", default=4 * 1024 * 1024)

@@ -37,8 +37,14 @@ urlpatterns = [
         {"kind": "rate-limit"},
         name="gateway-rate-limit",
     ),
+    path("", include("keys.urls")),
     path("api/v1/", include("quotas.urls_api")),
     path("api/v1/", include("gateway.urls_api")),
+    path("api/v1/", include("gateway.urls_api_groups")),
+    path("api/v1/", include("usage.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+handler404 = "gateway.error_views.page_not_found"
+handler500 = "gateway.error_views.server_error"

@@ -45,6 +45,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from gateway.permissions import Action, can, gateways_for
 from keys.models import ApiKey
 from quotas.models import Level, LimitMode, RefreshPeriod, SpendBudget
@@ -352,6 +353,7 @@ _ERRORS = {
     post=extend_schema(
         summary="Give an API key a spend budget",
         request=QuotaCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={
             201: QuotaSerializer,
             409: OpenApiResponse(ErrorSerializer, description="A budget exists."),
@@ -409,6 +411,7 @@ class QuotaView(APIView):
             raise exceptions.NotFound(QUOTA_NOT_FOUND)
         return Response(QuotaSerializer(quota_of(api_key=api_key, budget=budget)).data)
 
+    @idempotent
     def post(self, request: Request) -> Response:
         """201 the new quota; 404 `API key not found`; 409 when a budget exists (archived too:
         Vercel restores with PATCH, and a POST returns 409 because the record still exists)."""

@@ -1,0 +1,37 @@
+"""Request guards of the management API (`/api/`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+class ApiBodySizeMiddleware:
+    """Refuse a management API request whose body is larger than `AIGW_API_MAX_BODY_BYTES`
+    (default 1 MiB) with 413 `{"detail": …}` (DRF's error shape), before anything reads it.
+
+    The size comes from `Content-Length`; a request without it (chunked) is read up to the
+    limit plus one byte, so it cannot be larger either. DRF reads JSON bodies from the stream,
+    which Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` does not cover.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and request.method not in ("GET", "HEAD", "OPTIONS"):
+            limit = settings.AIGW_API_MAX_BODY_BYTES
+            length = request.META.get("CONTENT_LENGTH") or ""
+            too_big = False
+            if length.isdigit():
+                too_big = int(length) > limit
+            elif request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+                too_big = len(request.read(limit + 1)) > limit
+            if too_big:
+                return JsonResponse(
+                    {"detail": f"The request body is larger than {limit} bytes."},
+                    status=413,
+                )
+        return self.get_response(request)
