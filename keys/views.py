@@ -33,7 +33,7 @@ def api_token_list(request: HttpRequest) -> HttpResponse:
         form = ApiTokenForm(request.POST)
         if not form.is_valid():
             # htmx swaps only 2xx answers; a plain form post gets the 400 it deserves.
-            return _page(request, form, status=200 if request.htmx else 400)
+            return _page(request, form, status=200 if getattr(request, "htmx", False) else 400)
         _, secret = api_token_create(
             user=request.user, name=form.cleaned_data["name"], expires_at=form.cleaned_data["expires_at"]
         )
