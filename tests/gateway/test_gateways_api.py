@@ -323,7 +323,9 @@ def test_listing_api_keys_shows_their_effective_status_without_secrets(admin, ga
         "status": "expired",
         "expires_at": "2026-04-30T00:00:00Z",
         "last_used_at": None,
+        "created_at": expired.created_at.isoformat().replace("+00:00", "Z"),
         "quotaEntityId": f"api_key_id_{expired.pk}",
+        "spend_budget": None,
     }
     assert rows["first"]["status"] == "active"
     assert all("secret" not in row for row in rows.values())
