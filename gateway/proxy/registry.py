@@ -189,8 +189,9 @@ class _TtlCache:
     def __init__(self, loader, ttl: float) -> None:
         self._loader = sync_to_async(loader, thread_sensitive=True)
         self._ttl = ttl
-        self._entries: dict = {}
+        self._entries: dict = {}  # key → (value, monotonic time its load started)
         self._refreshing: set = set()
+        self._loading: dict = {}  # key → the task of the one load on demand under way
 
     async def get(self, key):
         entry = self._entries.get(key)
@@ -211,10 +212,44 @@ class _TtlCache:
         return value
 
     async def _refresh(self, key) -> None:
+        started = time.monotonic()
         try:
-            self._entries[key] = (await self._loader(*key), time.monotonic())
+            self._entries[key] = (await self._loader(*key), started)
         finally:
             self._refreshing.discard(key)
+
+    async def fresh_since(self, key, asked_at: float, min_interval: float):
+        """The value as loaded by a load that started at or after `asked_at` (monotonic seconds).
+
+        Used on a miss (a model name not in the map): a model created before the request was
+        sent is always found, even if the map was loaded a moment earlier. Loads on demand are
+        single-flight and start at most once per `min_interval`, so a flood of made-up names
+        costs at most one query per `min_interval`; such a request waits that long for its 404.
+        """
+        while True:
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] >= asked_at:
+                return entry[0]
+            loading = self._loading.get(key)
+            if loading is not None:
+                await asyncio.shield(loading)
+                continue
+            if entry is not None:
+                wait = entry[1] + min_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+            task = asyncio.get_running_loop().create_task(self._load_now(key))
+            self._loading[key] = task
+            try:
+                await asyncio.shield(task)
+            finally:
+                if self._loading.get(key) is task:
+                    del self._loading[key]
+
+    async def _load_now(self, key) -> None:
+        started = time.monotonic()
+        self._store(key, await self._loader(*key), started)
 
     async def reload_if_older(self, key, seconds: float):
         """Reload inline unless the entry was loaded less than `seconds` ago; returns the value.
@@ -254,10 +289,12 @@ class Registry:
         return key
 
     async def model(self, name: str) -> ModelRoute | None:
-        """The enabled model called `name`, or None."""
+        """The enabled model called `name`, or None (then only after a load that started after
+        this call: a model created before the request is never reported missing)."""
+        asked_at = time.monotonic()
         route = (await self._models.get(())).get(name)
         if route is None:
-            route = (await self._models.reload_if_older((), MISS_RELOAD_SECONDS)).get(name)
+            route = (await self._models.fresh_since((), asked_at, MISS_RELOAD_SECONDS)).get(name)
         return route
 
     async def models(self) -> dict[str, ModelRoute]:
