@@ -1,0 +1,761 @@
+"""Usage events, usage aggregates and the audit trail in the management API (SPEC §5, §7), under
+`/api/v1/`. Everything here is read-only: other methods are 405.
+
+- `GET /usage-events` (cursor pagination, newest first, or the whole filtered set as CSV with
+  `?format=csv` or `Accept: text/csv`) and `GET /usage-events/<id>`.
+- `GET /usage/aggregates`: requests, errors, tokens by type and cost per UTC hour or day,
+  optionally per API key, model, gateway or resource group.
+- `GET /audit-events` (cursor pagination, newest first) and `GET /audit-events/<id>`.
+
+Units everywhere: tokens are integers, `cost_usd` is USD as a Decimal string (10 decimal places,
+never a float), times are ISO 8601 UTC. Filters given as query parameters; an invalid value is a
+400 `{"<parameter>": ["<message>"]}`; `since` is inclusive, `until` exclusive, a datetime without
+an offset is UTC.
+
+Visibility follows `gateway.permissions`: usage events need `Action.VIEW` in their resource
+group (every role). Audit events need the owner, admin or auditor role in their resource group;
+instance-wide events (no resource group: providers, models) are shown to superusers and to
+anyone who is owner, admin or auditor of at least one group. Developers and viewers get an
+empty audit list (not a 403), and an event they may not see is a 404, as for a missing one.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from itertools import islice
+from typing import Any, cast
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import exceptions, renderers, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from gateway.api import _ManagementView
+from gateway.models import Membership, Role
+from gateway.permissions import Action, groups_for
+from usage.models import AuditEvent, UsageEvent
+
+USAGE_EVENT_NOT_FOUND = "Usage event not found."
+AUDIT_EVENT_NOT_FOUND = "Audit event not found."
+CSV_FILENAME = "usage-events.csv"
+CSV_CHUNK_SIZE = 2000
+DEFAULT_AGGREGATE_DAYS = 7
+# Roles that may read the audit trail of their resource group (SPEC §1: auditors see it).
+AUDIT_ROLES = (Role.OWNER, Role.ADMIN, Role.AUDITOR)
+# A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class NewestFirstPagination(CursorPagination):
+    """Cursor pagination, newest first (`created_at` then `id`, descending): follow `next` and
+    `previous`; `?page_size=` 50 by default, at most 500. Stable while new rows arrive."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets content negotiation accept `?format=csv` and `Accept: text/csv`; the CSV itself is
+    streamed by the view, and errors are rendered as JSON (see `_UsageView.finalize_response`)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        """Only reached for a response that is not the streamed CSV: render it as JSON."""
+        return renderers.JSONRenderer().render(data)
+
+
+# Serializers --------------------------------------------------------------------------------
+
+
+class UsageEventSerializer(serializers.ModelSerializer):
+    """One usage event (SPEC §7): `created_at` in UTC; `resource_group`, `gateway`, `api_key` are
+    ids (`api_key_name` is the key's name at the time); tokens are integers; `cost_usd` is USD as
+    a Decimal string at the price in force then; `latency_ms` and `time_to_first_token_ms` in
+    milliseconds."""
+
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=10, coerce_to_string=True, read_only=True)
+
+    class Meta:
+        model = UsageEvent
+        fields = [
+            "id",
+            "request_id",
+            "created_at",
+            "resource_group",
+            "gateway",
+            "api_key",
+            "api_key_name",
+            "endpoint",
+            "model_requested",
+            "provider",
+            "model_served",
+            "stream",
+            "status_code",
+            "error_code",
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "total_tokens",
+            "cost_usd",
+            "latency_ms",
+            "time_to_first_token_ms",
+            "upstream_request_id",
+            "client_disconnected",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "integer"}, {"type": "string"}],
+        "nullable": True,
+        "description": "The group's value: an id (api_key, gateway, resource_group), the model asked "
+        "(model), or null without `group_by`.",
+    }
+)
+class _BucketKeyField(serializers.Field):
+    """The `group_by` value of an aggregate row, as stored (an id or a model name)."""
+
+    def to_representation(self, value):
+        return value
+
+
+class UsageBucketSerializer(serializers.Serializer):
+    """One aggregate row: the UTC hour or day starting at `start`, for one `key` of `group_by`.
+    `requests` and `errors` (status >= 400) are counts; the token fields are sums of tokens;
+    `cost_usd` is the USD sum as a Decimal string."""
+
+    start = serializers.DateTimeField()
+    key = _BucketKeyField()
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a field; the metaclass removes the attribute
+    input_tokens = serializers.IntegerField()
+    cached_input_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    reasoning_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+
+
+class UsageAggregatesSerializer(serializers.Serializer):
+    """`GET /usage/aggregates`: the `bucket` size, the `group_by` dimension (or null), the UTC
+    window used (`until` null means up to now) and the rows ordered by `start`, then `key`."""
+
+    bucket = serializers.ChoiceField(choices=["hour", "day"])
+    group_by = serializers.ChoiceField(choices=["api_key", "model", "gateway", "resource_group"], allow_null=True)
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField(allow_null=True)
+    results = UsageBucketSerializer(many=True)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    """One audit event (SPEC §7): when (UTC), who (`actor` user id, null for aigw itself, and
+    `actor_name` as it was), through what (`via`), the `action`, its target, the `resource_group`
+    id (null for instance-wide objects) and the target's fields `before` and `after` (JSON
+    objects; null for a creation's `before` and a removal's `after`; never secrets)."""
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "actor_name",
+            "via",
+            "action",
+            "target_type",
+            "target_id",
+            "target_name",
+            "resource_group",
+            "before",
+            "after",
+            "ip_address",
+        ]
+        read_only_fields = fields
+
+
+# Filters ------------------------------------------------------------------------------------
+
+_SPACE_FOR_PLUS = re.compile(r"^(.+T[0-9:.]+) ([0-9]{2}(:?[0-9]{2})?)$")
+
+
+def _parse_instant(name: str, raw: str) -> datetime:
+    """An ISO 8601 datetime (or date, meaning its UTC midnight) as an aware UTC datetime; naive = UTC.
+
+    Raises:
+        ValidationError: when `raw` is not one (400 naming `name`).
+    """
+    raw = _SPACE_FOR_PLUS.sub(r"\1+\2", raw.strip())  # an unencoded `+00:00` arrives as ` 00:00`
+    try:
+        value = parse_datetime(raw)
+        if value is None:
+            day = parse_date(raw)
+            value = datetime.combine(day, time.min) if isinstance(day, date) else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise exceptions.ValidationError({name: ["Enter an ISO 8601 datetime, e.g. 2026-11-01T00:00:00Z."]})
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _parse_id(name: str, raw: str) -> int:
+    """A positive integer id.
+
+    Raises:
+        ValidationError: otherwise (400 naming `name`).
+    """
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) < 2**63:
+        raise exceptions.ValidationError({name: ["A valid integer is required."]})
+    return int(raw)
+
+
+def _time_window(params: Mapping[str, str], queryset: QuerySet, errors: dict) -> QuerySet:
+    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
+        if params.get(name):
+            try:
+                queryset = queryset.filter(**{lookup: _parse_instant(name, params[name])})
+            except exceptions.ValidationError as error:
+                errors.update(error.detail)  # type: ignore[arg-type]
+    return queryset
+
+
+def usage_events_filter(queryset: QuerySet[UsageEvent], params: Mapping[str, str]) -> QuerySet[UsageEvent]:
+    """`queryset` narrowed by the usage-event filters in `params` (query parameters):
+    `resource_group`, `gateway`, `api_key` (ids); `model` (the model asked, exact); `status`
+    (`success` = status code < 400, `error` = >= 400, or one HTTP status code); `error_code`;
+    `since` (inclusive), `until` (exclusive): ISO 8601, naive = UTC. Empty values are ignored.
+
+    Raises:
+        ValidationError: for invalid values, every bad parameter named (400).
+    """
+    errors: dict[str, Any] = {}
+    for name, field in (("resource_group", "resource_group_id"), ("gateway", "gateway_id"), ("api_key", "api_key_id")):
+        if params.get(name):
+            try:
+                queryset = queryset.filter(**{field: _parse_id(name, params[name])})
+            except exceptions.ValidationError as error:
+                errors.update(error.detail)  # type: ignore[arg-type]
+    if params.get("model"):
+        queryset = queryset.filter(model_requested=params["model"])
+    wanted = params.get("status")
+    if wanted:
+        if wanted == "success":
+            queryset = queryset.filter(status_code__lt=400)
+        elif wanted == "error":
+            queryset = queryset.filter(status_code__gte=400)
+        elif wanted.isascii() and wanted.isdigit() and 100 <= int(wanted) <= 599:
+            queryset = queryset.filter(status_code=int(wanted))
+        else:
+            errors["status"] = ['Must be "success", "error" or an HTTP status code (100-599).']
+    if params.get("error_code"):
+        queryset = queryset.filter(error_code=params["error_code"])
+    queryset = _time_window(params, queryset, errors)
+    if errors:
+        raise exceptions.ValidationError(errors)
+    return queryset
+
+
+def audit_events_filter(queryset: QuerySet[AuditEvent], params: Mapping[str, str]) -> QuerySet[AuditEvent]:
+    """`queryset` narrowed by the audit-event filters in `params`: `resource_group`, `actor`
+    (user id); `action`, `target_type`, `target_id` (exact); `since` (inclusive), `until`
+    (exclusive): ISO 8601, naive = UTC. Empty values are ignored.
+
+    Raises:
+        ValidationError: for invalid values, every bad parameter named (400).
+    """
+    errors: dict[str, Any] = {}
+    for name, field in (("resource_group", "resource_group_id"), ("actor", "actor_id")):
+        if params.get(name):
+            try:
+                queryset = queryset.filter(**{field: _parse_id(name, params[name])})
+            except exceptions.ValidationError as error:
+                errors.update(error.detail)  # type: ignore[arg-type]
+    for name in ("action", "target_type", "target_id"):
+        if params.get(name):
+            queryset = queryset.filter(**{name: params[name]})
+    queryset = _time_window(params, queryset, errors)
+    if errors:
+        raise exceptions.ValidationError(errors)
+    return queryset
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def usage_events_for(user) -> QuerySet[UsageEvent]:
+    """The usage events in the resource groups where `user` may view (every role), newest first."""
+    return UsageEvent.objects.filter(resource_group__in=groups_for(user, Action.VIEW)).order_by("-created_at", "-id")
+
+
+def audit_events_for(user) -> QuerySet[AuditEvent]:
+    """The audit events `user` may read, newest first: all for superusers; else those of the
+    groups where the user is owner, admin or auditor, plus the instance-wide ones (no resource
+    group) when there is at least one such group. None for developers, viewers, non-members."""
+    events = AuditEvent.objects.order_by("-created_at", "-id")
+    if not user.is_authenticated:
+        return events.none()
+    if user.is_superuser:
+        return events
+    group_ids = list(
+        Membership.objects.filter(user=user, role__in=AUDIT_ROLES).values_list("resource_group_id", flat=True)
+    )
+    if not group_ids:
+        return events.none()
+    return events.filter(Q(resource_group_id__in=group_ids) | Q(resource_group__isnull=True))
+
+
+# CSV ----------------------------------------------------------------------------------------
+
+CSV_COLUMNS = UsageEventSerializer.Meta.fields
+_CSV_VALUES = [
+    {"resource_group": "resource_group_id", "gateway": "gateway_id", "api_key": "api_key_id"}.get(c, c)
+    for c in CSV_COLUMNS
+]
+
+
+class _Echo:
+    """A file-like object whose `write` returns the line, for csv.writer in a generator."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: UTC datetimes in ISO 8601 (`Z`), Decimals exact (no float), booleans
+    `true`/`false`, None empty; text that a spreadsheet would run as a formula (starting with
+    `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_line(writer, row) -> str:
+    return writer.writerow([csv_cell(value) for value in row])
+
+
+def _csv_lines(queryset: QuerySet) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for row in queryset.iterator(chunk_size=CSV_CHUNK_SIZE):
+        yield _csv_line(writer, row)
+
+
+async def _csv_lines_async(queryset: QuerySet) -> AsyncIterator[str]:
+    # Not `aiterator()`: for values_list() querysets it runs the query in the event loop. The
+    # sync iterator is advanced a chunk at a time in Django's thread, like aiterator does.
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    rows = cast(Generator[Any, None, None], queryset.iterator(chunk_size=CSV_CHUNK_SIZE))
+    next_chunk = sync_to_async(lambda: list(islice(rows, CSV_CHUNK_SIZE)))
+    try:
+        while chunk := await next_chunk():
+            for row in chunk:
+                yield _csv_line(writer, row)
+    finally:
+        await sync_to_async(rows.close)()  # the server-side cursor, also when the client goes away
+
+
+def usage_events_csv(queryset: QuerySet[UsageEvent], *, asynchronous: bool) -> StreamingHttpResponse:
+    """The events of `queryset` as a streamed CSV attachment (`usage-events.csv`): a header row
+    with the JSON field names, then one row per event, read `CSV_CHUNK_SIZE` at a time (the
+    table is never held in memory). `asynchronous`: stream from an async iterator, for ASGI
+    servers (Django would otherwise buffer a sync iterator whole)."""
+    rows = queryset.values_list(*_CSV_VALUES)
+    content = _csv_lines_async(rows) if asynchronous else _csv_lines(rows)
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{CSV_FILENAME}"'
+    return response
+
+
+# Aggregates ---------------------------------------------------------------------------------
+
+BUCKETS = {"hour": TruncHour, "day": TruncDay}
+GROUP_BY_FIELDS = {
+    "api_key": "api_key_id",
+    "model": "model_requested",
+    "gateway": "gateway_id",
+    "resource_group": "resource_group_id",
+}
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+
+
+def usage_aggregates(queryset: QuerySet[UsageEvent], *, bucket: str, group_by: str | None) -> list[dict]:
+    """Sums of `queryset` per UTC `bucket` (`hour` or `day`) and, with `group_by`, per API key,
+    model, gateway or resource group: `requests`, `errors` (status >= 400), tokens by type and
+    `cost_usd` (Decimal USD), ordered by `start`, then `key`. Aggregated in the database."""
+    key_field = GROUP_BY_FIELDS[group_by] if group_by else None
+    columns = ["start", key_field] if key_field else ["start"]
+    rows = (
+        queryset.order_by()
+        .annotate(start=BUCKETS[bucket]("created_at", tzinfo=UTC))
+        .values(*columns)
+        .annotate(
+            requests=Count("id"),
+            errors=Count("id", filter=Q(status_code__gte=400)),
+            cost_usd=Sum("cost_usd"),
+            **{f"sum_{field}": Sum(field) for field in TOKEN_FIELDS},
+        )
+        .order_by(*columns)
+    )
+    return [
+        {
+            "start": row["start"],
+            "key": row[key_field] if key_field else None,
+            "requests": row["requests"],
+            "errors": row["errors"],
+            **{field: int(row[f"sum_{field}"] or 0) for field in TOKEN_FIELDS},
+            "cost_usd": row["cost_usd"] if row["cost_usd"] is not None else Decimal(0),
+        }
+        for row in rows
+    ]
+
+
+# Schema pieces ------------------------------------------------------------------------------
+
+_TIME_PARAMETERS = [
+    OpenApiParameter(
+        "since",
+        OpenApiTypes.DATETIME,
+        description="Only events at or after this time (ISO 8601; without an offset: UTC).",
+    ),
+    OpenApiParameter(
+        "until",
+        OpenApiTypes.DATETIME,
+        description="Only events before this time (exclusive; ISO 8601; without an offset: UTC).",
+    ),
+]
+_USAGE_FILTERS = [
+    OpenApiParameter("resource_group", OpenApiTypes.INT, description="Only events of this resource group (id)."),
+    OpenApiParameter("gateway", OpenApiTypes.INT, description="Only events of this gateway (id)."),
+    OpenApiParameter("api_key", OpenApiTypes.INT, description="Only events of this API key (id)."),
+    OpenApiParameter("model", OpenApiTypes.STR, description="Only events asking for this model (exact)."),
+    OpenApiParameter(
+        "status",
+        OpenApiTypes.STR,
+        description="`success` (status code < 400), `error` (>= 400) or one HTTP status code, e.g. `429`.",
+    ),
+    OpenApiParameter(
+        "error_code", OpenApiTypes.STR, description="Only events with this error code, e.g. `rate_limited`."
+    ),
+    *_TIME_PARAMETERS,
+]
+_USAGE_EVENT_EXAMPLE = {
+    "id": 1042,
+    "request_id": "req_8f14e45fceea167a5a36dedd4bea2543",
+    "created_at": "2026-11-01T09:30:12.345000Z",
+    "resource_group": 1,
+    "gateway": 3,
+    "api_key": 7,
+    "api_key_name": "support-bot prod",
+    "endpoint": "chat.completions",
+    "model_requested": "openai/gpt-4o-mini",
+    "provider": "openai",
+    "model_served": "gpt-4o-mini-2024-07-18",
+    "stream": True,
+    "status_code": 200,
+    "error_code": "",
+    "input_tokens": 1200,
+    "cached_input_tokens": 1024,
+    "cache_write_tokens": 0,
+    "output_tokens": 300,
+    "reasoning_tokens": 0,
+    "total_tokens": 1500,
+    "cost_usd": "0.0002580000",
+    "latency_ms": 1840,
+    "time_to_first_token_ms": 310,
+    "upstream_request_id": "chatcmpl-AbC123",
+    "client_disconnected": False,
+}
+_AUDIT_EVENT_EXAMPLE = {
+    "id": 88,
+    "created_at": "2026-11-01T10:02:00Z",
+    "actor": 4,
+    "actor_name": "ada",
+    "via": "api",
+    "action": "spend_budget.update",
+    "target_type": "api_key",
+    "target_id": "7",
+    "target_name": "support-bot prod",
+    "resource_group": 1,
+    "before": {"limit_usd": "10", "refresh_period": "monthly"},
+    "after": {"limit_usd": "50", "refresh_period": "monthly"},
+    "ip_address": "203.0.113.9",
+}
+
+
+# Views --------------------------------------------------------------------------------------
+
+
+class UsageEventListView(_ManagementView):
+    """`GET /api/v1/usage-events`: the usage events of the user's resource groups, newest first,
+    a cursor page at a time, or all of them (same filters) as CSV with `?format=csv` or
+    `Accept: text/csv`."""
+
+    serializer_class = UsageEventSerializer
+    pagination_class = NewestFirstPagination
+    renderer_classes = [renderers.JSONRenderer, renderers.BrowsableAPIRenderer, CsvRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Errors of a CSV request (a 400 for a bad filter…) are JSON, as everywhere else."""
+        if isinstance(response, Response) and isinstance(getattr(request, "accepted_renderer", None), CsvRenderer):
+            request.accepted_renderer = renderers.JSONRenderer()
+            request.accepted_media_type = request.accepted_renderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    @extend_schema(
+        summary="List usage events",
+        description="The usage events of the resource groups where the user is a member, newest first, "
+        "with cursor pagination (follow `next`). `?format=csv` (or `Accept: text/csv`) streams every "
+        "matching event as a CSV attachment instead, without pagination. Tokens are integers, "
+        "`cost_usd` is USD as a Decimal string, times are UTC.",
+        parameters=[
+            *_USAGE_FILTERS,
+            OpenApiParameter(
+                "format",
+                OpenApiTypes.STR,
+                enum=["json", "csv"],
+                description="`csv`: every matching event as `usage-events.csv` (text cells that start like "
+                "a spreadsheet formula are prefixed with `'`).",
+            ),
+        ],
+        responses={
+            (200, "application/json"): UsageEventSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: OpenApiResponse(description='A filter is invalid: `{"<parameter>": ["<message>"]}`.'),
+            404: OpenApiResponse(description='The cursor is invalid: `{"detail": "Invalid cursor"}`.'),
+        },
+        examples=[
+            OpenApiExample(
+                "A successful streamed request",
+                response_only=True,
+                media_type="application/json",
+                value=_USAGE_EVENT_EXAMPLE,
+            ),
+            OpenApiExample(
+                "CSV export",
+                response_only=True,
+                media_type="text/csv",
+                value=",".join(CSV_COLUMNS) + "\n1042,req_8f14e45f,2026-11-01T09:30:12.345000Z,1,3,7,"
+                "support-bot prod,chat.completions,openai/gpt-4o-mini,openai,gpt-4o-mini-2024-07-18,true,"
+                "200,,1200,1024,0,300,0,1500,0.0002580000,1840,310,chatcmpl-AbC123,false\n",
+            ),
+        ],
+    )
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
+        """List the usage events, a cursor page at a time, or all of them as CSV."""
+        events = usage_events_filter(usage_events_for(request.user), request.query_params)
+        if isinstance(request.accepted_renderer, CsvRenderer):
+            return usage_events_csv(events, asynchronous=isinstance(request._request, ASGIRequest))
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(UsageEventSerializer(page, many=True).data)
+
+
+class UsageEventDetailView(_ManagementView):
+    """`GET /api/v1/usage-events/<id>`: one usage event of the user's resource groups."""
+
+    serializer_class = UsageEventSerializer
+
+    @extend_schema(
+        summary="Get a usage event",
+        description="One usage event, if it is in one of the user's resource groups (else 404).",
+        responses={
+            200: UsageEventSerializer,
+            404: OpenApiResponse(description="No such usage event, or not in one of the user's resource groups."),
+        },
+        examples=[OpenApiExample("A usage event", response_only=True, value=_USAGE_EVENT_EXAMPLE)],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        """The usage event."""
+        event = usage_events_for(request.user).filter(pk=pk).first()
+        if event is None:
+            raise exceptions.NotFound(USAGE_EVENT_NOT_FOUND)
+        return Response(UsageEventSerializer(event).data)
+
+
+class UsageAggregatesView(_ManagementView):
+    """`GET /api/v1/usage/aggregates`: usage per UTC hour or day, optionally per API key, model,
+    gateway or resource group, over the events the user may see (the last 7 days by default)."""
+
+    serializer_class = UsageAggregatesSerializer
+
+    @extend_schema(
+        summary="Aggregate usage by hour or day",
+        description="Requests, errors (status >= 400), tokens by type and cost (USD Decimal string) per UTC "
+        "`bucket`, and per `group_by` value when given, over the usage events the user may see. Takes the "
+        "same filters as `/usage-events`; without `since` the window starts 7 days ago. Rows are ordered by "
+        "`start`, then `key`; buckets without events are absent.",
+        parameters=[
+            OpenApiParameter(
+                "bucket", OpenApiTypes.STR, enum=list(BUCKETS), description="Bucket size (default `day`)."
+            ),
+            OpenApiParameter(
+                "group_by",
+                OpenApiTypes.STR,
+                enum=list(GROUP_BY_FIELDS),
+                description="Split each bucket by API key, model asked, gateway or resource group.",
+            ),
+            *_USAGE_FILTERS,
+        ],
+        responses={
+            200: UsageAggregatesSerializer,
+            400: OpenApiResponse(description='A parameter is invalid: `{"<parameter>": ["<message>"]}`.'),
+        },
+        examples=[
+            OpenApiExample(
+                "Daily usage per model",
+                response_only=True,
+                value={
+                    "bucket": "day",
+                    "group_by": "model",
+                    "since": "2026-10-26T00:00:00Z",
+                    "until": None,
+                    "results": [
+                        {
+                            "start": "2026-11-01T00:00:00Z",
+                            "key": "mock/echo",
+                            "requests": 120,
+                            "errors": 3,
+                            "input_tokens": 9000,
+                            "cached_input_tokens": 2048,
+                            "cache_write_tokens": 0,
+                            "output_tokens": 3000,
+                            "reasoning_tokens": 0,
+                            "total_tokens": 12000,
+                            "cost_usd": "0.0420000000",
+                        }
+                    ],
+                },
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        """The aggregates."""
+        params = request.query_params
+        bucket = params.get("bucket") or "day"
+        group_by = params.get("group_by") or None
+        errors = {}
+        if bucket not in BUCKETS:
+            errors["bucket"] = [f"Must be one of {', '.join(BUCKETS)}."]
+        if group_by is not None and group_by not in GROUP_BY_FIELDS:
+            errors["group_by"] = [f"Must be one of {', '.join(GROUP_BY_FIELDS)}."]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        events = usage_events_filter(usage_events_for(request.user), params)
+        since = _parse_instant("since", params["since"]) if params.get("since") else None
+        if since is None:
+            since = timezone.now().astimezone(UTC) - timedelta(days=DEFAULT_AGGREGATE_DAYS)
+            events = events.filter(created_at__gte=since)
+        until = _parse_instant("until", params["until"]) if params.get("until") else None
+        data = {
+            "bucket": bucket,
+            "group_by": group_by,
+            "since": since,
+            "until": until,
+            "results": usage_aggregates(events, bucket=bucket, group_by=group_by),
+        }
+        return Response(UsageAggregatesSerializer(data).data)
+
+
+class AuditEventListView(_ManagementView):
+    """`GET /api/v1/audit-events`: the audit trail the user may read, newest first (read-only)."""
+
+    serializer_class = AuditEventSerializer
+    pagination_class = NewestFirstPagination
+
+    @extend_schema(
+        summary="List audit events",
+        description="Every change to gateways, API keys, limits, providers, models, members and roles, newest "
+        "first, with cursor pagination. Shows the events of the resource groups where the user is owner, admin "
+        "or auditor, and the instance-wide ones (providers, models) if the user has such a role anywhere; "
+        "superusers see all. Developers and viewers get an empty list. Nobody can change the trail.",
+        parameters=[
+            OpenApiParameter(
+                "resource_group", OpenApiTypes.INT, description="Only events of this resource group (id)."
+            ),
+            OpenApiParameter("actor", OpenApiTypes.INT, description="Only changes made by this user (id)."),
+            OpenApiParameter("action", OpenApiTypes.STR, description="Only this action, e.g. `gateway.create`."),
+            OpenApiParameter("target_type", OpenApiTypes.STR, description="Only changes to this kind of object."),
+            OpenApiParameter("target_id", OpenApiTypes.STR, description="Only changes to the object with this id."),
+            *[
+                OpenApiParameter(p.name, p.type, description=str(p.description).replace("events", "changes"))
+                for p in _TIME_PARAMETERS
+            ],
+        ],
+        responses={
+            200: AuditEventSerializer(many=True),
+            400: OpenApiResponse(description='A filter is invalid: `{"<parameter>": ["<message>"]}`.'),
+            404: OpenApiResponse(description='The cursor is invalid: `{"detail": "Invalid cursor"}`.'),
+        },
+        examples=[OpenApiExample("A budget raised through the API", response_only=True, value=_AUDIT_EVENT_EXAMPLE)],
+    )
+    def get(self, request: Request) -> Response:
+        """List the audit events, a cursor page at a time."""
+        events = audit_events_filter(audit_events_for(request.user), request.query_params)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+
+class AuditEventDetailView(_ManagementView):
+    """`GET /api/v1/audit-events/<id>`: one audit event the user may read (read-only)."""
+
+    serializer_class = AuditEventSerializer
+
+    @extend_schema(
+        summary="Get an audit event",
+        description="One audit event, if the user may read it (see the list); else 404.",
+        responses={
+            200: AuditEventSerializer,
+            404: OpenApiResponse(description="No such audit event, or not one the user may read."),
+        },
+        examples=[OpenApiExample("An audit event", response_only=True, value=_AUDIT_EVENT_EXAMPLE)],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        """The audit event."""
+        event = audit_events_for(request.user).filter(pk=pk).first()
+        if event is None:
+            raise exceptions.NotFound(AUDIT_EVENT_NOT_FOUND)
+        return Response(AuditEventSerializer(event).data)
