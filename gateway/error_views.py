@@ -24,6 +24,16 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403 for a role that may not act: JSON on `/api/` and `/v1/`, the console's page elsewhere
+    (which tells the user that an owner can change their role)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    if request.path.startswith("/v1/"):
+        return _openai_error("This API key may not do this.", "permission_denied", 403)
+    return defaults.permission_denied(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """500 for an unhandled exception: JSON on `/api/` and `/v1/`, the console's page elsewhere.
     The message never carries the exception's text (it may hold secrets)."""

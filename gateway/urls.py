@@ -46,5 +46,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+handler403 = "gateway.error_views.permission_denied"
 handler404 = "gateway.error_views.page_not_found"
 handler500 = "gateway.error_views.server_error"

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -38,17 +38,74 @@ TABS = {"basic": "Basic information", "keys": "API keys", "limits": "Limits", "l
 BUDGET_CHANGED = "The budget was changed by someone else meanwhile; reload the page and try again."
 
 
+GATEWAY_STATUS_FILTERS = {"enabled": "Enabled", "disabled": "Disabled"}
+
+
+@dataclass(frozen=True)
+class GatewayUsage:
+    """A gateway's usage in the current UTC month: requests, tokens (every type) and USD."""
+
+    requests: int = 0
+    tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+def _usage_this_month(gateway_ids: list[int], now: datetime) -> dict[int, GatewayUsage]:
+    """`{gateway id: GatewayUsage}` since 00:00 UTC on the 1st, in one grouped query."""
+    if not gateway_ids:
+        return {}
+    rows = (
+        UsageEvent.objects.filter(gateway_id__in=gateway_ids, created_at__gte=window_start(RefreshPeriod.MONTHLY, now))
+        .values("gateway_id")
+        .annotate(requests=Count("id"), tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
+    )
+    return {
+        row["gateway_id"]: GatewayUsage(row["requests"], row["tokens"] or 0, row["cost"] or Decimal(0)) for row in rows
+    }
+
+
 @login_required
 def gateway_list(request: HttpRequest) -> HttpResponse:
-    """All live gateways the user may see, with their key counts."""
+    """The live gateways the user may see, by resource group, with their active keys and this
+    month's usage. Filters in the URL, so a view can be shared: `?group=<id>`, `?q=<name part>`,
+    `?status=enabled|disabled`; htmx requests get the table alone."""
+    groups = list(groups_for(request.user).order_by("name"))
     gateways = (
         gateways_for(request.user)
         .select_related("resource_group")
         .annotate(active_keys=Count("api_keys", filter=Q(api_keys__status=ApiKeyStatus.ACTIVE)))
         .order_by("resource_group__name", "name")
     )
-    can_create = groups_for(request.user, Action.MANAGE_GATEWAYS).exists()
-    return render(request, "gateway/gateway_list.html", {"gateways": gateways, "can_create": can_create})
+    group_id = request.GET.get("group", "")
+    selected_group = next((g for g in groups if str(g.pk) == group_id), None)
+    if selected_group is not None:
+        gateways = gateways.filter(resource_group=selected_group)
+    query = request.GET.get("q", "").strip()[:100]
+    if query:
+        gateways = gateways.filter(name__icontains=query)
+    status = request.GET.get("status", "")
+    if status in GATEWAY_STATUS_FILTERS:
+        gateways = gateways.filter(status=status)
+    rows = list(gateways)
+    now = timezone.now()
+    usage = _usage_this_month([g.pk for g in rows], now)
+    for gateway in rows:
+        gateway.usage = usage.get(gateway.pk, GatewayUsage())  # type: ignore[attr-defined]
+    context = {
+        "gateways": rows,
+        "groups": groups,
+        "selected_group": selected_group,
+        "query": query,
+        "status": status if status in GATEWAY_STATUS_FILTERS else "",
+        "statuses": GATEWAY_STATUS_FILTERS,
+        "filtered": bool(selected_group or query or status in GATEWAY_STATUS_FILTERS),
+        "month": window_start(RefreshPeriod.MONTHLY, now),
+        "can_create": groups_for(request.user, Action.MANAGE_GATEWAYS).exists(),
+    }
+    template = "gateway/gateway_list.html" + ("#table" if _partial(request) else "")
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 # The service's field names, as named in the Create AI Gateway form.
