@@ -283,6 +283,13 @@ def _member_audit(action: str, membership: Membership, before: dict | None, afte
     )
 
 
+def _lock_members_of(resource_group: ResourceGroup) -> None:
+    """Serialize membership changes of one group: lock its row (SELECT … FOR UPDATE) before any
+    membership row. Two owners demoting each other then queue up instead of each locking their
+    own row and deadlocking on the other's (PostgreSQL would abort one of them)."""
+    ResourceGroup.objects.select_for_update().filter(pk=resource_group.pk).values_list("pk", flat=True).first()
+
+
 def _ensure_other_owner(*, resource_group: ResourceGroup, user) -> None:
     """Raise LastOwner unless the group has an owner other than `user`; locks the owner rows so
     two concurrent demotions cannot both pass (SELECT … FOR UPDATE)."""
@@ -305,6 +312,7 @@ def membership_set(*, resource_group: ResourceGroup, user, role: str) -> Members
     """
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role '{role}'; one of {', '.join(Role.values)}."})
+    _lock_members_of(resource_group)
     membership = Membership.objects.select_for_update().filter(resource_group=resource_group, user=user).first()
     if membership is None:
         membership = Membership.objects.create(resource_group=resource_group, user=user, role=role)
@@ -328,6 +336,7 @@ def membership_remove(*, resource_group: ResourceGroup, user) -> bool:
     Raises:
         LastOwner: for removing the group's only owner.
     """
+    _lock_members_of(resource_group)
     membership = Membership.objects.select_for_update().filter(resource_group=resource_group, user=user).first()
     if membership is None:
         return False

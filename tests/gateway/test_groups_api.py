@@ -186,9 +186,8 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner():
     for thread in threads:
         thread.join()
 
-    # On PostgreSQL the second demotion waits on the row lock and is refused as the last owner;
-    # the embedded SQLite may instead refuse the second writer outright ("database is locked").
-    # Either way exactly one demotion happens and one owner is left.
+    # The second demotion waits for the first and is refused as the last owner (PostgreSQL row
+    # locks); the embedded SQLite may refuse the second writer outright ("database is locked").
     refusals = {"LastOwner"} if connection.vendor == "postgresql" else {"LastOwner", "OperationalError"}
     assert outcomes.count("demoted") == 1 and len(outcomes) == 2
     assert next(o for o in outcomes if o != "demoted") in refusals
