@@ -32,9 +32,16 @@ from quotas.periods import window_start
 from quotas.selectors import Used, spend_by_api_key, used_in_window
 from quotas.services import BudgetExists, rate_limit_set, spend_budget_set, token_quota_set
 from usage.models import UsageEvent
-from usage.selectors import tokens_used, usage_events_latest
+from usage.selectors import tokens_used, usage_events_latest, usage_summary
 
-TABS = {"basic": "Basic information", "keys": "API keys", "limits": "Limits", "logs": "Logs"}
+# The details page's tabs, in SPEC §2's order (Basic information opens first).
+TABS = {
+    "logs": "Logs",
+    "analysis": "Data analysis",
+    "basic": "Basic information",
+    "keys": "API keys",
+    "limits": "Limits",
+}
 BUDGET_CHANGED = "The budget was changed by someone else meanwhile; reload the page and try again."
 
 
@@ -153,7 +160,8 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def gateway_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A gateway's details page with the tabs Basic information, API keys, Limits and Logs."""
+    """A gateway's details page with the tabs Logs, Data analysis, Basic information, API keys and
+    Limits (`?tab=`; htmx requests get the tabs alone)."""
     gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
     tab = request.GET.get("tab", "basic")
     if tab not in TABS:
@@ -184,6 +192,8 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
         context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
     elif tab == "limits":
         context.update(_limits_context(gateway, **extra))
+    elif tab == "analysis":
+        context["summary"] = usage_summary(gateway=gateway, since=window_start(RefreshPeriod.MONTHLY, timezone.now()))
     else:
         context["events"] = usage_events_latest(gateway=gateway)
     template = "gateway/gateway_detail.html#tabs" if _partial(request) else "gateway/gateway_detail.html"
