@@ -118,6 +118,7 @@ def lint(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy", "gateway", "keys", "quotas", "usage")
+    run(BIN / "mypy", "aigw")
     run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run")
 
 
