@@ -183,6 +183,15 @@ def test_an_admin_creates_a_gateway_and_sees_its_key_once(live, page):
     expect(page.get_by_text(f"{completion.usage.total_tokens} / 250,000 tokens used")).to_be_visible()
     assert secret not in page.content()
 
+    # Data analysis adds up the month: the one request, its tokens and its cost.
+    page.get_by_role("tab", name="Data analysis").click()
+    expect(page.get_by_role("tab", name="Data analysis")).to_have_attribute("aria-selected", "true")
+    expect(page.locator('[data-stat="requests"]')).to_have_text("1")
+    expect(page.locator('[data-stat="cost"]')).to_have_text(usd(event.cost_usd))
+    expect(page.locator('[data-tokens="total"]')).to_have_text(f"{completion.usage.total_tokens:,}")
+    expect(page.locator("table.top-models")).to_contain_text("mock/echo")
+    screenshot(page, "17-gateway-details-data-analysis.png")
+
 
 def test_a_limited_token_quota_must_be_a_positive_number_of_tokens(page):
     user = UserFactory()
