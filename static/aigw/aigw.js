@@ -205,5 +205,15 @@
     setUp(document);
     document.querySelectorAll("#toasts > .toast").forEach(dismissLater);
   });
-  document.addEventListener("htmx:afterSwap", function (event) { setUp(event.target); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    setUp(event.target);
+    // A dialog whose form just arrived (or came back with errors): keyboard focus goes to the
+    // field with an error, else the first field, not the Close button.
+    const dialog = event.target.closest && event.target.closest("dialog[open]");
+    if (dialog && !event.target.querySelector("form.stepper")) {
+      const field = event.target.querySelector('[aria-invalid="true"]:not([disabled])') ||
+        event.target.querySelector("input:not([type=hidden]):not([disabled]):not([readonly]), select:not([disabled]), textarea:not([disabled])");
+      if (field) { field.focus(); }
+    }
+  });
 })();
