@@ -219,3 +219,12 @@ LOGGING = {
     # One line per upstream call is noise on the hot path (and would name upstream URLs).
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Usage: raw usage events older than this many days are purged by the `usage.purge_usage_events`
+# job (their hourly rollups are kept for dashboards). 0 keeps them forever. At least 35, since the
+# limits read the current month's raw events.
+AIGW_USAGE_RETENTION_DAYS = env.int("AIGW_USAGE_RETENTION_DAYS", default=0)
+if 0 < AIGW_USAGE_RETENTION_DAYS < 35:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("AIGW_USAGE_RETENTION_DAYS must be 0 (keep forever) or at least 35 days")

@@ -27,6 +27,7 @@ from quotas.counters import counter_name, usd_to_units, window_tag
 from quotas.models import LimitPeriod, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_end, window_start
 from quotas.selectors import Used, used_in_window
+from usage import jobs as usage_jobs
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,8 @@ JOBS = (
     ("mark_expired_keys", mark_expired_keys),
     ("close_periods", close_periods),
     ("reconcile_counters", reconcile_counters),
+    ("rollup_usage", usage_jobs.rollup_usage),
+    ("purge_usage_events", usage_jobs.purge_usage_events),
 )
 
 

@@ -111,3 +111,76 @@ class AuditEvent(models.Model):
         if self.pk is not None:
             raise ValueError("audit events are never changed")
         super().save(*args, **kwargs)
+
+
+# Latency histogram of the rollups: bucket i counts requests with latency_ms in
+# [LATENCY_BOUNDS_MS[i-1], LATENCY_BOUNDS_MS[i]) (from 0 for the first); the last bucket counts
+# everything at or above the last bound. Percentiles are read from it (usage.rollups).
+LATENCY_BOUNDS_MS = (10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10_000, 20_000, 60_000)
+LATENCY_FIELDS = tuple(f"latency_lt_{bound}" for bound in LATENCY_BOUNDS_MS) + ("latency_ge_max",)
+
+
+class UsageRollup(models.Model):
+    """The usage events of one UTC hour of one API key and model asked, added up (SPEC §7).
+
+    Maintained by `usage.rollups.rollup_dirty_hours`; read together with the raw events of the
+    hours it has not caught up with (`usage.rollups.usage_series`), so readers never wait for it.
+    Kept when raw events are purged. Token fields have `UsageEvent`'s meaning; `cost_usd` is the
+    exact sum (USD, Decimal); latency is kept as a sum (ms) and a histogram (`LATENCY_FIELDS`).
+    """
+
+    hour = models.DateTimeField()  # UTC, the start of the hour
+    resource_group = models.ForeignKey("gateway.ResourceGroup", on_delete=models.PROTECT, related_name="+")
+    gateway = models.ForeignKey("gateway.Gateway", on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey("keys.ApiKey", on_delete=models.PROTECT, related_name="+")
+    model_requested = models.CharField(max_length=200)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)  # status code 400 or above
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "api_key", "model_requested"], name="usage_rollup_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["gateway", "hour"], name="rollup_gateway_hour"),
+            models.Index(fields=["api_key", "hour"], name="rollup_key_hour"),
+            models.Index(fields=["resource_group", "hour"], name="rollup_group_hour"),
+            models.Index(fields=["hour"], name="rollup_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 key {self.api_key_id} {self.model_requested}: {self.requests}"
+
+
+for _name in LATENCY_FIELDS:
+    UsageRollup.add_to_class(_name, models.PositiveIntegerField(default=0))
+
+
+class UsageRollupDirtyHour(models.Model):
+    """A UTC hour whose rollups are behind its raw events: written in the same transaction as the
+    events (`usage.recorder`), removed by the rollup job once the hour is recomputed, unless new
+    events changed `token` meanwhile."""
+
+    hour = models.DateTimeField(primary_key=True)
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 ({self.token})"
+
+
+class UsageRetention(models.Model):
+    """The one row that says up to when raw usage events were purged (`purged_before`, UTC, an
+    hour start). Rollups of hours before it are final and only ever added to."""
+
+    purged_before = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"raw usage events purged before {self.purged_before}"

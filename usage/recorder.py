@@ -28,21 +28,20 @@ MAX_BATCH = 500
 
 
 def _write(rows: list[dict]) -> None:
-    from django.db import DatabaseError, close_old_connections, transaction
+    from django.db import DatabaseError, close_old_connections
 
     from usage.models import UsageEvent
+    from usage.rollups import insert_events
 
     close_old_connections()
     try:
-        with transaction.atomic():
-            UsageEvent.objects.bulk_create([UsageEvent(**row) for row in rows], ignore_conflicts=True)
+        insert_events([UsageEvent(**row) for row in rows])
         return
     except DatabaseError:
         log.exception("usage batch of %d failed; writing row by row", len(rows))
     for row in rows:
         try:
-            with transaction.atomic():
-                UsageEvent.objects.bulk_create([UsageEvent(**row)], ignore_conflicts=True)
+            insert_events([UsageEvent(**row)])
         except DatabaseError:
             log.exception("usage event %s could not be written", row.get("request_id"))
 

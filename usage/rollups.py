@@ -1,0 +1,357 @@
+"""Hourly usage rollups: how they are kept up to date, and how they are read (SPEC §7).
+
+Writing. The recorder inserts a batch of usage events and, in the same transaction, marks each
+UTC hour the batch touches as dirty (`UsageRollupDirtyHour`, with a fresh random `token`). The
+rollup job (`rollup_dirty_hours`, every minute) recomputes each dirty hour from its raw events
+in one grouped query, replaces that hour's `UsageRollup` rows, and deletes the dirty mark only if
+its token is unchanged. An event committed while the job ran has changed the token, so the hour
+stays dirty and is recomputed on the next run: nothing is ever missed, and a recompute is
+idempotent. Hours before the retention watermark (`UsageRetention.purged_before`) have no raw
+events left but those that arrived late, so there the late events are added to the rollups and
+then deleted, instead of replacing them.
+
+Reading. `usage_series` answers from the rollups for the whole clean hours of the range and from
+the raw events for everything else: dirty hours, and the partial hours at either end. The answer
+is therefore always equal to adding up the raw events, whether or not the job has caught up,
+while long ranges read a few thousand rollup rows instead of millions of events.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+
+from usage.models import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_FIELDS,
+    UsageEvent,
+    UsageRetention,
+    UsageRollup,
+    UsageRollupDirtyHour,
+)
+
+log = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+SUM_FIELDS = ("requests", "errors", *TOKEN_FIELDS, "cost_usd", "latency_ms_sum", *LATENCY_FIELDS)
+KEY_FIELDS = ("resource_group_id", "gateway_id", "api_key_id", "model_requested")
+# What `usage_series` can split a bucket by, and the column it groups on.
+GROUP_BY = {
+    "api_key": "api_key_id",
+    "model": "model_requested",
+    "gateway": "gateway_id",
+    "resource_group": "resource_group_id",
+}
+BUCKETS = ("hour", "day")
+# Filters `usage_series` accepts: the column each one narrows.
+FILTERS = {
+    "resource_group": "resource_group_id",
+    "gateway": "gateway_id",
+    "api_key": "api_key_id",
+    "model": "model_requested",
+}
+
+
+def hour_floor(instant: datetime) -> datetime:
+    """The start of `instant`'s UTC hour (aware UTC)."""
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _latency_bucket_filter(index: int) -> Q:
+    if index == len(LATENCY_BOUNDS_MS):
+        return Q(latency_ms__gte=LATENCY_BOUNDS_MS[-1])
+    upper = Q(latency_ms__lt=LATENCY_BOUNDS_MS[index])
+    return upper if index == 0 else upper & Q(latency_ms__gte=LATENCY_BOUNDS_MS[index - 1])
+
+
+def _event_sums() -> dict[str, Any]:
+    """Aggregates over usage events giving a rollup row's counters."""
+    sums: dict[str, Any] = {
+        "requests": Count("id"),
+        "errors": Count("id", filter=Q(status_code__gte=400)),
+        "cost_usd": Sum("cost_usd"),
+        "latency_ms_sum": Sum("latency_ms"),
+        **{name: Sum(name) for name in TOKEN_FIELDS},
+    }
+    for index, name in enumerate(LATENCY_FIELDS):
+        sums[name] = Count("id", filter=_latency_bucket_filter(index))
+    return sums
+
+
+def _rollup_sums() -> dict[str, Any]:
+    return {name: Sum(name) for name in SUM_FIELDS}
+
+
+# Writing --------------------------------------------------------------------------------------
+
+
+def mark_dirty(created_at: Iterable[datetime]) -> None:
+    """Mark the UTC hours of these event times as needing a recompute. Call it in the transaction
+    that inserts the events. Each call gives the hours a new token (INSERT … ON CONFLICT DO
+    UPDATE), which tells a rollup job running meanwhile that it must not clear them."""
+    hours = sorted({hour_floor(instant) for instant in created_at})
+    if not hours:
+        return
+    token = uuid.uuid4().hex
+    UsageRollupDirtyHour.objects.bulk_create(
+        [UsageRollupDirtyHour(hour=hour, token=token) for hour in hours],
+        update_conflicts=True,
+        unique_fields=["hour"],
+        update_fields=["token"],
+    )
+
+
+def insert_events(events: list[UsageEvent]) -> None:
+    """Insert usage events (one `bulk_create`; an event whose request id is already stored is
+    skipped) and mark their hours dirty, in one transaction. The only way events are written."""
+    with transaction.atomic():
+        UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
+        mark_dirty(event.created_at for event in events)
+
+
+def _purged_before() -> datetime | None:
+    return UsageRetention.objects.filter(pk=1).values_list("purged_before", flat=True).first()
+
+
+def _hour_rows(hour: datetime) -> list[UsageRollup]:
+    rows = (
+        UsageEvent.objects.filter(created_at__gte=hour, created_at__lt=hour + HOUR)
+        .values(*KEY_FIELDS)
+        .annotate(**_event_sums())
+        .order_by()
+    )
+    return [
+        UsageRollup(
+            hour=hour, **{name: (row[name] if row[name] is not None else 0) for name in (*KEY_FIELDS, *SUM_FIELDS)}
+        )
+        for row in rows
+    ]
+
+
+def recompute_hour(hour: datetime) -> int:
+    """Replace the rollups of the UTC hour starting at `hour` with the sums of its raw events;
+    returns the number of rollup rows written. Run inside a transaction."""
+    rows = _hour_rows(hour)
+    UsageRollup.objects.filter(hour=hour).delete()
+    UsageRollup.objects.bulk_create(rows)
+    return len(rows)
+
+
+def _add_late_events(hour: datetime) -> int:
+    """For an hour already purged: add its (late) raw events to its rollups, then delete them."""
+    added = 0
+    for row in _hour_rows(hour):
+        existing = UsageRollup.objects.filter(hour=hour, api_key_id=row.api_key_id, model_requested=row.model_requested)
+        changes = {name: F(name) + getattr(row, name) for name in SUM_FIELDS}
+        if not existing.update(**changes):
+            row.save(force_insert=True)
+        added += row.requests
+    UsageEvent.objects.filter(created_at__gte=hour, created_at__lt=hour + HOUR).delete()
+    return added
+
+
+def rollup_dirty_hours(*, limit: int = 500) -> int:
+    """Bring the rollups of up to `limit` dirty hours (oldest first) up to date; returns how many
+    hours were cleared. Safe to run late, twice, or in two workers at once: each hour is locked
+    (SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL) while it is recomputed."""
+    hours = list(UsageRollupDirtyHour.objects.order_by("hour").values_list("hour", flat=True)[:limit])
+    purged_before = _purged_before()
+    cleared = 0
+    for hour in hours:
+        with transaction.atomic():
+            mark = UsageRollupDirtyHour.objects.select_for_update(skip_locked=True).filter(hour=hour).first()
+            if mark is None:
+                continue  # another worker has it, or has just cleared it
+            if purged_before is not None and hour < purged_before:
+                _add_late_events(hour)
+            else:
+                recompute_hour(hour)
+            cleared += UsageRollupDirtyHour.objects.filter(hour=hour, token=mark.token).delete()[0]
+    return cleared
+
+
+# Reading --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class UsagePoint:
+    """Usage of one bucket (and one `key` when split): requests, errors, tokens by type, cost
+    (USD, Decimal), latency (sum in ms, and a histogram for percentiles)."""
+
+    start: datetime  # UTC start of the hour or day
+    key: Any = None  # api key id, gateway id, group id or model name, per `group_by`
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms_sum: int = 0
+    latency_histogram: list[int] = field(default_factory=lambda: [0] * len(LATENCY_FIELDS))
+
+    def add(self, row: dict) -> None:
+        """Add a row of sums (as `values().annotate()` gives them) to this point."""
+        for name in ("requests", "errors", *TOKEN_FIELDS, "latency_ms_sum"):
+            setattr(self, name, getattr(self, name) + int(row[name] or 0))
+        self.cost_usd += row["cost_usd"] or Decimal(0)
+        for index, name in enumerate(LATENCY_FIELDS):
+            self.latency_histogram[index] += int(row[name] or 0)
+
+    def latency_percentile(self, fraction: float) -> int | None:
+        """The latency (ms) below which `fraction` (0–1) of the requests fall, read from the
+        histogram with linear interpolation inside a bucket; None without requests."""
+        return latency_percentile(self.latency_histogram, fraction)
+
+
+def latency_percentile(histogram: list[int], fraction: float) -> int | None:
+    """The `fraction` (0–1) percentile in ms of a latency histogram over `LATENCY_BOUNDS_MS`,
+    interpolated linearly inside its bucket (the open last bucket gives its lower bound)."""
+    count = sum(histogram)
+    if not count:
+        return None
+    rank = fraction * count
+    seen = 0
+    for index, in_bucket in enumerate(histogram):
+        if in_bucket and seen + in_bucket >= rank:
+            lower = 0 if index == 0 else LATENCY_BOUNDS_MS[index - 1]
+            if index == len(LATENCY_BOUNDS_MS):
+                return lower
+            upper = LATENCY_BOUNDS_MS[index]
+            return round(lower + (upper - lower) * max(rank - seen, 0) / in_bucket)
+        seen += in_bucket
+    return LATENCY_BOUNDS_MS[-1]
+
+
+def _ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Contiguous runs of sorted hour starts as [start, end) ranges."""
+    runs: list[list[datetime]] = []
+    for hour in hours:
+        if runs and hour == runs[-1][1]:
+            runs[-1][1] = hour + HOUR
+        else:
+            runs.append([hour, hour + HOUR])
+    return [(start, end) for start, end in runs]
+
+
+def _narrow(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
+    for name, value in filters.items():
+        if value is not None and value != "":
+            queryset = queryset.filter(**{FILTERS[name]: value})
+    return queryset
+
+
+def usage_series(
+    *,
+    since: datetime,
+    until: datetime,
+    bucket: str = "hour",
+    group_by: str | None = None,
+    filters: dict[str, Any] | None = None,
+    events: QuerySet[UsageEvent] | None = None,
+    rollups: QuerySet[UsageRollup] | None = None,
+) -> list[UsagePoint]:
+    """Usage per UTC `bucket` (`hour` or `day`) in [since, until), split by `group_by` (a key of
+    `GROUP_BY`) or not, narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and by
+    the querysets `events` / `rollups` (e.g. the user's visible groups). Points are sorted by
+    start then key; buckets without requests are absent. Equal to adding up the raw events;
+    before the retention watermark, where only rollups are left, partial hours at the ends of
+    the range count whole.
+
+    Raises:
+        ValueError: for an unknown bucket, group_by or filter name, or naive datetimes.
+    """
+    if bucket not in BUCKETS:
+        raise ValueError(f"unknown bucket {bucket!r}")
+    if group_by is not None and group_by not in GROUP_BY:
+        raise ValueError(f"unknown group_by {group_by!r}")
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since and until must be aware datetimes")
+    filters = filters or {}
+    if unknown := set(filters) - set(FILTERS):
+        raise ValueError(f"unknown filters {sorted(unknown)}")
+    points: dict[tuple[datetime, Any], UsagePoint] = {}
+    if since >= until:
+        return []
+    trunc = TruncHour if bucket == "hour" else TruncDay
+    split = [GROUP_BY[group_by]] if group_by else []
+
+    first_full = hour_floor(since) if hour_floor(since) == since else hour_floor(since) + HOUR
+    last_full_end = hour_floor(until)
+    purged_before = _purged_before()
+    if purged_before is not None:
+        # Raw events before the watermark are gone: read those hours whole, from the rollups.
+        if since < purged_before:
+            first_full = hour_floor(since)
+        if until <= purged_before and last_full_end < until:
+            last_full_end += HOUR
+    dirty = list(
+        UsageRollupDirtyHour.objects.filter(hour__gte=first_full, hour__lt=last_full_end)
+        .order_by("hour")
+        .values_list("hour", flat=True)
+    )
+    raw_ranges: list[tuple[datetime, datetime]] = []
+    if first_full >= last_full_end:  # no whole hour inside: all raw
+        raw_ranges.append((since, until))
+    else:
+        if since < first_full:
+            raw_ranges.append((since, first_full))
+        raw_ranges.extend(_ranges(dirty))
+        if last_full_end < until:
+            raw_ranges.append((last_full_end, until))
+
+        rollup_rows = _narrow(rollups if rollups is not None else UsageRollup.objects.all(), filters).filter(
+            hour__gte=first_full, hour__lt=last_full_end
+        )
+        for start, end in _ranges(dirty):
+            rollup_rows = rollup_rows.exclude(hour__gte=start, hour__lt=end)
+        grouped = (
+            rollup_rows.annotate(bucket_start=trunc("hour", tzinfo=UTC))
+            .values("bucket_start", *split)
+            .annotate(**_rollup_sums())
+            .order_by()
+        )
+        _merge(points, grouped, split)
+
+    if raw_ranges:
+        in_ranges = Q()
+        for start, end in raw_ranges:
+            in_ranges |= Q(created_at__gte=start, created_at__lt=end)
+        raw = _narrow(events if events is not None else UsageEvent.objects.all(), filters).filter(in_ranges)
+        grouped = (
+            raw.annotate(bucket_start=trunc("created_at", tzinfo=UTC))
+            .values("bucket_start", *split)
+            .annotate(**_event_sums())
+            .order_by()
+        )
+        _merge(points, grouped, split)
+    return sorted(points.values(), key=lambda point: (point.start, str(point.key)))
+
+
+def _merge(points: dict[tuple[datetime, Any], UsagePoint], rows: Iterable[dict], split: list[str]) -> None:
+    for row in rows:
+        start = row["bucket_start"].astimezone(UTC)
+        key = row[split[0]] if split else None
+        point = points.get((start, key))
+        if point is None:
+            point = points[(start, key)] = UsagePoint(start=start, key=key)
+        point.add(row)
