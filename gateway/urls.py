@@ -38,6 +38,7 @@ urlpatterns = [
         name="gateway-rate-limit",
     ),
     path("", include("keys.urls")),
+    path("", include("usage.urls")),
     path("api/v1/", include("quotas.urls_api")),
     path("api/v1/", include("gateway.urls_api")),
     path("api/v1/", include("gateway.urls_api_groups")),
