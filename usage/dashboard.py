@@ -282,7 +282,7 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
     bucket, zeros included), totals, the top `top` models and API keys by cost, and the budget
     burn of the scope's own spend budget."""
     events, rollups = _visible(user)
-    common = {
+    common: dict[str, Any] = {
         "since": time_range.since,
         "until": time_range.until,
         "filters": scope.filters,

@@ -1,14 +1,19 @@
-"""Console pages of usage (SPEC §7): the usage dashboard."""
+"""Console pages of usage (SPEC §7): the usage dashboard, the logs and the audit trail."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from gateway.permissions import Action, gateways_for, groups_for
+from usage.api import AUDIT_ROLES, audit_events_filter, audit_events_for, usage_events_filter, usage_events_for
 from usage.dashboard import RANGES, dashboard_for, scope_for, time_range_for
 
 
@@ -33,3 +38,114 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
         "now": now,
     }
     return render(request, "usage/dashboard.html", context)
+
+
+# Logs and the audit trail: newest first, a keyset ("cursor") page at a time.
+
+PAGE_SIZE = 50
+
+
+def _page(queryset: QuerySet, cursor: str, size: int = PAGE_SIZE) -> tuple[list, str | None]:
+    """Up to `size` rows of `queryset` (ordered newest first by `created_at`, `id`) after
+    `cursor`, and the cursor of the next page (None on the last). A cursor is the last row's
+    `<created_at ISO>~<id>`; an unreadable one starts from the top. Stable while rows arrive."""
+    at_raw, _, id_raw = cursor.partition("~")
+    try:
+        at = datetime.fromisoformat(at_raw) if at_raw else None
+        last_id = int(id_raw) if id_raw else None
+    except ValueError:
+        at = last_id = None
+    if at is not None and last_id is not None and at.tzinfo is not None:
+        queryset = queryset.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=last_id))
+    rows = list(queryset.order_by("-created_at", "-id")[: size + 1])
+    if len(rows) <= size:
+        return rows, None
+    rows = rows[:size]
+    return rows, f"{rows[-1].created_at.isoformat()}~{rows[-1].pk}"
+
+
+def _filter_errors(error: DRFValidationError) -> list[str]:
+    detail = error.detail if isinstance(error.detail, dict) else {"filter": error.detail}
+    return [
+        f"{name.replace('_', ' ').capitalize()}: {' '.join(str(m) for m in messages)}"
+        for name, messages in detail.items()
+    ]
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    params = request.GET.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
+
+
+@login_required
+def usage_logs(request: HttpRequest) -> HttpResponse:
+    """The usage events the user may see, newest first, 50 a page (`?cursor=`), filtered by
+    `gateway`, `api_key`, `model`, `status` (`success`, `error` or a code), `error_code`,
+    `since`, `until` (UTC) as in the API; a CSV link exports the same filter. Invalid filters
+    are named above the table, which then shows nothing rather than something unfiltered."""
+    events = usage_events_for(request.user).select_related("gateway")
+    errors: list[str] = []
+    try:
+        events = usage_events_filter(events, request.GET)
+    except DRFValidationError as error:
+        errors = _filter_errors(error)
+        events = events.none()
+    rows, next_cursor = _page(events, request.GET.get("cursor", ""))
+    context = {
+        "events": rows,
+        "next_cursor": next_cursor,
+        "errors": errors,
+        "params": request.GET,
+        "query": _query_without(request, "cursor"),
+        "csv_query": _query_without(request, "cursor", "format"),
+        "first_page": not request.GET.get("cursor"),
+        "gateways": gateways_for(request.user, Action.VIEW).order_by("name"),
+        "statuses": {"": "Any status", "success": "Succeeded", "error": "Failed", "429": "429 Too many requests"},
+    }
+    return render(request, "usage/logs.html", context)
+
+
+@login_required
+def usage_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One usage event with every field (SPEC §7); another group's event is a 404."""
+    event = get_object_or_404(usage_events_for(request.user).select_related("gateway", "resource_group"), pk=pk)
+    return render(request, "usage/event_detail.html", {"event": event})
+
+
+@login_required
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    """The audit trail the user may read (owners, admins and auditors of their groups), newest
+    first, 50 a page, filtered by `resource_group`, `actor`, `action`, `target_type`,
+    `target_id`, `since`, `until`. Read-only: there is no way to change or delete an event.
+    Developers and viewers get 403."""
+    if not request.user.is_superuser and not _audit_groups(request.user).exists():
+        raise PermissionDenied("The audit trail is for owners, admins and auditors of a resource group.")
+    events = audit_events_for(request.user).select_related("resource_group")
+    errors: list[str] = []
+    try:
+        events = audit_events_filter(events, request.GET)
+    except DRFValidationError as error:
+        errors = _filter_errors(error)
+        events = events.none()
+    rows, next_cursor = _page(events, request.GET.get("cursor", ""))
+    context = {
+        "events": rows,
+        "next_cursor": next_cursor,
+        "errors": errors,
+        "params": request.GET,
+        "query": _query_without(request, "cursor"),
+        "first_page": not request.GET.get("cursor"),
+        "groups": _audit_groups(request.user),
+        "target_types": sorted(set(events.model.objects.values_list("target_type", flat=True).distinct()[:50])),
+    }
+    return render(request, "usage/audit.html", context)
+
+
+def _audit_groups(user) -> QuerySet:
+    """The resource groups whose audit trail `user` may read, by name."""
+    groups = groups_for(user, Action.VIEW)
+    if not user.is_superuser:
+        groups = groups.filter(memberships__user=user, memberships__role__in=AUDIT_ROLES).distinct()
+    return groups.order_by("name")

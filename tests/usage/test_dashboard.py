@@ -105,8 +105,8 @@ def test_the_gateway_dashboard_adds_up_its_events_per_day(setup):
         "2026-11-10",
     ]
     assert charts["requests"] == [0, 0, 0, 0, 0, 1, 2] and charts["errors"] == [0, 0, 0, 0, 0, 0, 1]
-    assert charts["spend"][-2:] == ["0.2500000000", "1.5001000000"]
-    assert charts["spend_total"][-1] == "1.7501000000"
+    assert [Decimal(usd) for usd in charts["spend"][-2:]] == [Decimal("0.25"), Decimal("1.5001")]
+    assert Decimal(charts["spend_total"][-1]) == Decimal("1.7501")
     # Costliest first; the other group's model and key are nowhere.
     assert body.index(">claude<") < body.index(">gpt-4o-mini<")
     assert "not-yours" not in body and "$99" not in body
