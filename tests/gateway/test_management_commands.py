@@ -64,4 +64,33 @@ def test_demo_prints_how_to_sign_in_and_a_working_key_and_a_rerun_replaces_the_k
     assert ApiKey.objects.get(hashed_secret=hash_secret(first_secret)).status == ApiKeyStatus.REVOKED
     assert ApiKey.objects.get(hashed_secret=hash_secret(second_secret)).status == ApiKeyStatus.ACTIVE
     assert Gateway.objects.filter(name="demo-gateway").count() == 1
-    assert (datetime.now(UTC) - Gateway.objects.get().created_at) < timedelta(minutes=5)
+    assert (datetime.now(UTC) - Gateway.objects.get(name="demo-gateway").created_at) < timedelta(minutes=5)
+
+
+@pytest.mark.django_db
+def test_demo_seeds_weeks_of_history_once_with_a_key_over_its_budget():
+    from django.db.models import Sum
+
+    from usage.models import UsageEvent, UsageRollup, UsageRollupDirtyHour
+
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    with time_machine.travel(now, tick=False):
+        output = "\n".join(run("demo"))
+    events = UsageEvent.objects.all()
+    count = events.count()
+
+    assert f"History:   {count:,} requests over 28 days" in output
+    assert count > 1000
+    assert set(events.values_list("api_key_name", flat=True)) == {"support-bot", "nightly-batch", "eval-harness"}
+    assert events.order_by("created_at").first().created_at >= now - timedelta(days=28)
+    assert not events.filter(gateway__name="demo-gateway").exists()  # its token quota stays untouched
+    assert events.filter(status_code__gte=400).exists()
+    batch = ApiKey.objects.get(name="nightly-batch")
+    this_month = events.filter(api_key=batch, created_at__gte=datetime(2026, 11, 1, tzinfo=UTC))
+    assert this_month.aggregate(s=Sum("cost_usd"))["s"] > batch.spend_budget.limit_usd
+    assert not UsageRollupDirtyHour.objects.exists()
+    assert UsageRollup.objects.aggregate(n=Sum("requests"))["n"] == count
+
+    with time_machine.travel(now + timedelta(hours=1), tick=False):
+        rerun = "\n".join(run("demo"))
+    assert "History:" not in rerun and UsageEvent.objects.count() == count
