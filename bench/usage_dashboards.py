@@ -22,7 +22,7 @@ import sys
 import time
 import tracemalloc
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -156,7 +156,8 @@ def _seed(keys, total: int, now: datetime) -> None:
     began = time.perf_counter()
     hours = UsageRollupDirtyHour.objects.count()
     rollup_usage(now)
-    print(f"  rolled up {hours:,} hours into {UsageRollup.objects.count():,} rows in {time.perf_counter() - began:.0f} s")
+    rows = UsageRollup.objects.count()
+    print(f"  rolled up {hours:,} hours into {rows:,} rows in {time.perf_counter() - began:.0f} s")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE usage_usagerollup")
 
