@@ -140,9 +140,10 @@ def _seed(keys, total: int, now: datetime) -> None:
             )
             buffer.write("\t".join(str(v) for v in row) + "\n")
         buffer.seek(0)
-        with connection.cursor() as cursor, cursor.copy(
-            f"COPY usage_usageevent ({', '.join(COLUMNS)}) FROM STDIN"
-        ) as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY usage_usageevent ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+        ):
             copy.write(buffer.read())
         written += min(chunk, total - written)
         print(f"  seeded {written:,} events ({time.perf_counter() - began:.0f} s)", flush=True)
