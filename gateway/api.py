@@ -33,7 +33,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from gateway.models import Gateway, GatewayStatus, ResourceGroup
-from gateway.permissions import Action, can, gateways_for, groups_for
+from gateway.permissions import Action, can, can_change_api_key, gateways_for, groups_for
 from gateway.services import gateway_create, gateway_delete, gateway_update
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from keys.models import ApiKey, ApiKeyStatus
@@ -436,9 +436,7 @@ def _require_key_right(user, api_key: ApiKey) -> None:
     Raises:
         PermissionDenied: otherwise (403).
     """
-    group = api_key.gateway.resource_group
-    own_key = api_key.created_by_id is not None and api_key.created_by_id == user.pk
-    if not (can(user, Action.MANAGE_GATEWAYS, group) or (own_key and can(user, Action.CREATE_KEYS, group))):
+    if not can_change_api_key(user, api_key):
         raise exceptions.PermissionDenied(REVOKE_DENIED)
 
 

@@ -60,3 +60,17 @@ def groups_for(user: User, action: Action = Action.VIEW) -> QuerySet[ResourceGro
 def gateways_for(user: User, action: Action = Action.VIEW) -> QuerySet[Gateway]:
     """Live (not deleted) gateways in the groups where `user` may do `action`."""
     return Gateway.objects.filter(resource_group__in=groups_for(user, action), deleted_at__isnull=True)
+
+
+def can_change_api_key(user: User, api_key: Any) -> bool:
+    """True when `user` may edit, rotate or revoke `api_key` (a `keys.models.ApiKey`).
+
+    SPEC §1: owners and admins change any key of their groups (Action.MANAGE_GATEWAYS);
+    developers the keys they created (Action.CREATE_KEYS and `created_by`). Costs one or two
+    queries (the user's role); non-members get False (callers answer 404 before asking).
+    """
+    group = api_key.gateway.resource_group
+    if can(user, Action.MANAGE_GATEWAYS, group):
+        return True
+    own_key = api_key.created_by_id is not None and api_key.created_by_id == user.pk
+    return own_key and can(user, Action.CREATE_KEYS, group)

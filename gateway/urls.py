@@ -37,6 +37,7 @@ urlpatterns = [
         {"kind": "rate-limit"},
         name="gateway-rate-limit",
     ),
+    path("", include("gateway.urls_dialogs")),
     path("", include("keys.urls")),
     path("", include("usage.urls")),
     path("api/v1/", include("quotas.urls_api")),

@@ -175,6 +175,7 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
         "tab": tab,
         "tabs": TABS,
         "can_manage": can(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group),
+        "can_create_keys": can(request.user, Action.CREATE_KEYS, gateway.resource_group),
     }
     if tab == "basic":
         quota = TokenQuota.objects.filter(gateway=gateway).first()
@@ -190,6 +191,7 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
         budgets = [b for b in (_spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
         spent = spend_by_api_key(budgets=budgets, now=now)
         context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
+        context["keys_next"] = reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys"
     elif tab == "limits":
         context.update(_limits_context(gateway, **extra))
     elif tab == "analysis":

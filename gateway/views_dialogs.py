@@ -1,0 +1,450 @@
+"""Console views of the gateway details dialogs (Manage token quota, Manage expiration, Duplicate,
+Enable/Disable, Delete) and of API keys (the cross-gateway API keys page; Create, Edit, Rotate,
+Revoke). SPEC §2.
+
+Every action works twice: as a plain page without JavaScript (GET its form, POST, redirect with a
+Django message) and as a dialog with htmx (GET its body; POST answers the body again with inline
+errors, or closes the dialog with a toast and refreshes the page region, `aigw:refresh`).
+Reads go through the permission policy, writes through services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from gateway.api import _with_effective_status
+from gateway.forms import TokenQuotaForm
+from gateway.forms_dialogs import (
+    ApiKeyCreateForm,
+    ApiKeyEditForm,
+    DeleteForm,
+    DuplicateForm,
+    ExpiryForm,
+    ManageExpirationForm,
+)
+from gateway.models import Gateway, GatewayStatus
+from gateway.permissions import Action, can, can_change_api_key, gateways_for, groups_for
+from gateway.services import _copy_name, gateway_delete, gateway_duplicate, gateway_update
+from gateway.views import (
+    KeyRow,
+    _add_service_errors,
+    _gateway_to_manage,
+    _partial,
+    _save,
+    _spend_budget_of,
+    _token_quota_save,
+)
+from keys.models import ApiKey, ApiKeyStatus
+from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
+from quotas.models import TokenQuota
+from quotas.selectors import spend_by_api_key
+from quotas.services import spend_budget_set
+
+KEY_DENIED = "Only owners and admins of the resource group, or the developer who created it, may change this API key."
+CREATE_KEYS_DENIED = "Auditors and viewers cannot create API keys."
+ALREADY_REVOKED = "This API key is already revoked."
+BUDGET_DENIED = "Only owners and admins of the gateway's resource group can give its API keys a budget."
+ROTATE_REVOKED = "A revoked API key cannot be rotated. Create a new API key instead."
+KEYS_PER_PAGE = 50
+
+
+# Helpers shared by the dialogs.
+
+
+def _dialog(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    """The dialog's body for htmx (`<template>#body`), else its page (no JavaScript)."""
+    partial = _partial(request)
+    response = render(request, template + ("#body" if partial else ""), {**context, "standalone": not partial})
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _done(request: HttpRequest, message: str, dialog: str, next_url: str) -> HttpResponse:
+    """After a successful change: htmx closes `dialog`, shows a toast and refreshes the page
+    region; other clients are redirected to `next_url` with the message."""
+    if not _partial(request):
+        messages.success(request, message)
+        return redirect(next_url)
+    response = HttpResponse("")
+    _after_change(response, message)
+    trigger_client_event(response, "aigw:close-dialog", {"id": dialog}, after="settle")
+    return response
+
+
+def _after_change(response: HttpResponse, message: str) -> None:
+    trigger_client_event(response, "aigw:toast", {"message": message}, after="settle")
+    trigger_client_event(response, "aigw:refresh", {}, after="settle")
+
+
+def _show_secret(request: HttpRequest, template: str, context: dict, message: str) -> HttpResponse:
+    """The answer holding a secret shown once: never cached, never stored, never shown again
+    (a GET of the same URL shows the form)."""
+    response = _dialog(request, template, context)
+    response["Cache-Control"] = "no-store"
+    if _partial(request):
+        _after_change(response, message)
+    return response
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    """Where to go back to after a key action: `next` (a path on this site), else `default`."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if wanted and url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}):
+        return wanted
+    return default
+
+
+def _keys_tab(gateway: Gateway) -> str:
+    return reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys"
+
+
+def _api_key_to_change(request: HttpRequest, key_pk: int) -> ApiKey:
+    """The API key, if the user may change it: 404 when its gateway is not visible to the user
+    (another group, or deleted), 403 when the role does not allow it (`can_change_api_key`)."""
+    visible = ApiKey.objects.filter(gateway__in=gateways_for(request.user)).select_related(
+        "gateway__resource_group", "spend_budget"
+    )
+    api_key = get_object_or_404(visible, pk=key_pk)
+    if not can_change_api_key(request.user, api_key):
+        raise PermissionDenied(KEY_DENIED)
+    return api_key
+
+
+# Gateway details: header actions.
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
+    """Manage token quota: Unlimited, or tokens (every type) per refresh period, soft or hard.
+    The same save as the Limits tab (`quotas.services.token_quota_set`)."""
+    gateway = _gateway_to_manage(request, pk)
+    quota = TokenQuota.objects.filter(gateway=gateway).first()
+    if request.method == "POST":
+        form = TokenQuotaForm(request.POST)
+        if _save(form, lambda data: _token_quota_save(gateway, data)):
+            detail = reverse("gateway-detail", args=[gateway.pk])
+            return _done(request, "Token quota saved.", "token-quota-dialog", detail)
+    else:
+        form = TokenQuotaForm(initial=TokenQuotaForm.initial_for(quota))
+    return _dialog(request, "gateway/dialogs/token_quota.html", {"gateway": gateway, "form": form, "quota": quota})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
+    """Manage expiration: a new expiry for one of the gateway's API keys (7/30/60/90 days,
+    Long-lived, or a custom UTC date-time). `?key=<id>` preselects a key."""
+    gateway = _gateway_to_manage(request, pk)
+    if request.method == "POST":
+        form = ManageExpirationForm(request.POST, gateway=gateway)
+        if form.is_valid():
+            data = form.cleaned_data
+            api_key = data["api_key"]
+            try:
+                api_key_update(api_key=api_key, expires_at=data["expires_at"], clear_expiry=data["expires_at"] is None)
+            except ValidationError as error:
+                _add_service_errors(form, error)
+            else:
+                detail = reverse("gateway-detail", args=[gateway.pk])
+                return _done(request, f"Expiration of {api_key.name} saved.", "expiration-dialog", detail)
+    else:
+        form = ManageExpirationForm(gateway=gateway)
+        choices = list(form.fields["api_key"].queryset)  # type: ignore[attr-defined]
+        selected = next((k for k in choices if str(k.pk) == request.GET.get("key")), choices[0] if choices else None)
+        form.initial = {"api_key": selected, **ExpiryForm.initial_for(selected)}
+    context = {"gateway": gateway, "form": form, "now": timezone.now()}
+    return _dialog(request, "gateway/dialogs/expiration.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Duplicate: the same configuration under a new name, with a new API key shown once
+    (`gateway.services.gateway_duplicate`)."""
+    gateway = _gateway_to_manage(request, pk)
+    if request.method == "POST":
+        form = DuplicateForm(request.POST)
+        if form.is_valid():
+            try:
+                copy, api_key, secret = gateway_duplicate(
+                    gateway=gateway, name=form.cleaned_data["name"].strip(), created_by=request.user
+                )
+            except ValidationError as error:
+                _add_service_errors(form, error)
+            else:
+                context = {"gateway": gateway, "copy": copy, "api_key": api_key, "secret": secret}
+                message = f"AI gateway {copy.name} created."
+                return _show_secret(request, "gateway/dialogs/duplicate.html", context, message)
+    else:
+        form = DuplicateForm(initial={"name": _copy_name(gateway)})
+    return _dialog(request, "gateway/dialogs/duplicate.html", {"gateway": gateway, "form": form})
+
+
+@login_required
+@require_POST
+def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enable or disable the gateway (`status=enabled|disabled`); a disabled gateway refuses
+    every request of its API keys. htmx gets the page head back, with a toast.
+
+    Answers 400 for any other status."""
+    gateway = _gateway_to_manage(request, pk)
+    wanted = request.POST.get("status", "")
+    if wanted not in (GatewayStatus.ENABLED, GatewayStatus.DISABLED):
+        return HttpResponseBadRequest("status must be enabled or disabled")
+    gateway_update(gateway=gateway, status=wanted)
+    if wanted == GatewayStatus.ENABLED:
+        message = f"{gateway.name} is enabled: its API keys work again."
+    else:
+        message = f"{gateway.name} is disabled: requests with its API keys are refused."
+    if not _partial(request):
+        messages.success(request, message)
+        return redirect("gateway-detail", pk=gateway.pk)
+    context = {
+        "gateway": gateway,
+        "can_manage": True,
+        "can_create_keys": True,
+    }
+    response = render(request, "gateway/gateway_detail.html#gateway-head", context)
+    _after_change(response, message)  # the tabs show the status too
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def gateway_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete, confirmed by typing the gateway's name: all its keys stop working at once; its
+    usage and audit records stay (`gateway.services.gateway_delete`). Then the gateway list."""
+    gateway = _gateway_to_manage(request, pk)
+    if request.method == "POST":
+        form = DeleteForm(request.POST, gateway=gateway)
+        if form.is_valid():
+            gateway_delete(gateway=gateway)
+            messages.success(request, f"AI gateway {gateway.name} deleted. Its API keys stopped working.")
+            if _partial(request):
+                return HttpResponseClientRedirect(reverse("gateway-list"))
+            return redirect("gateway-list")
+    else:
+        form = DeleteForm(gateway=gateway)
+    live_keys = gateway.api_keys.exclude(status=ApiKeyStatus.REVOKED).count()
+    return _dialog(request, "gateway/dialogs/delete.html", {"gateway": gateway, "form": form, "live_keys": live_keys})
+
+
+# API keys: create, edit, rotate, revoke.
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_create_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Create API key on a gateway: name, expiry and (owners and admins only) an optional spend
+    budget; the secret is shown once. Developers may create keys too (SPEC §1)."""
+    gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
+    if not can(request.user, Action.CREATE_KEYS, gateway.resource_group):
+        raise PermissionDenied(CREATE_KEYS_DENIED)
+    with_budget = can(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group)
+    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None, with_budget=with_budget)
+    return _create_key(request, form, gateway, reverse("api-key-create", args=[gateway.pk]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_create_any(request: HttpRequest) -> HttpResponse:
+    """Create API key from the API keys page: the same dialog with a gateway picker (the live
+    gateways where the user may create keys; 403 when there is none). A budget is offered to
+    users who manage some group, and refused on a gateway of a group they do not manage."""
+    gateways = gateways_for(request.user, Action.CREATE_KEYS).select_related("resource_group")
+    if not gateways.exists():
+        raise PermissionDenied(CREATE_KEYS_DENIED)
+    managed = set(groups_for(request.user, Action.MANAGE_GATEWAYS).values_list("pk", flat=True))
+    form = ApiKeyCreateForm(
+        request.POST if request.method == "POST" else None,
+        with_budget=bool(managed),
+        gateways=gateways.order_by("resource_group__name", "name"),
+        initial={"gateway": request.GET.get("gateway")},
+    )
+    gateway = None
+    if form.is_valid():
+        gateway = form.cleaned_data["gateway"]
+        if form.cleaned_data["limit_usd"] is not None and gateway.resource_group_id not in managed:
+            form.add_error("limit_usd", BUDGET_DENIED)
+    return _create_key(request, form, gateway, reverse("api-key-create-any"))
+
+
+def _create_key(request: HttpRequest, form: ApiKeyCreateForm, gateway: Gateway | None, action: str) -> HttpResponse:
+    """Create the key (and its budget) in one transaction once `form` is valid; else the form."""
+    next_url = _next_url(request, _keys_tab(gateway) if gateway else reverse("api-key-list"))
+    if request.method == "POST" and gateway is not None and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                api_key, secret = api_key_create(
+                    gateway=gateway, name=data["name"].strip(), expires_at=data["expires_at"], created_by=request.user
+                )
+                if data["limit_usd"] is not None:
+                    spend_budget_set(
+                        limit_usd=data["limit_usd"],
+                        refresh_period=data["refresh_period"],
+                        mode=data["mode"],
+                        api_key=api_key,
+                    )
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            context = {"gateway": gateway, "api_key": api_key, "secret": secret, "next": next_url}
+            message = f"API key {api_key.name} created."
+            return _show_secret(request, "gateway/dialogs/api_key_create.html", context, message)
+    context = {"gateway": gateway, "form": form, "next": next_url, "action": action}
+    return _dialog(request, "gateway/dialogs/api_key_create.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_edit(request: HttpRequest, key_pk: int) -> HttpResponse:
+    """Edit an API key: its name and expiry (`keys.services.api_key_update`). Its spend budget
+    has its own dialog (Edit budget)."""
+    api_key = _api_key_to_change(request, key_pk)
+    next_url = _next_url(request, _keys_tab(api_key.gateway))
+    if request.method == "POST":
+        form = ApiKeyEditForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                api_key = api_key_update(
+                    api_key=api_key,
+                    name=data["name"].strip(),
+                    expires_at=None if data["keep_expiry"] else data["expires_at"],
+                    clear_expiry=not data["keep_expiry"] and data["expires_at"] is None,
+                )
+            except ValidationError as error:
+                _add_service_errors(form, error)
+            else:
+                return _done(request, f"API key {api_key.name} saved.", "key-edit-dialog", next_url)
+    else:
+        form = ApiKeyEditForm(initial={"name": api_key.name})
+    context = {"api_key": api_key, "gateway": api_key.gateway, "form": form, "next": next_url}
+    return _dialog(request, "gateway/dialogs/api_key_edit.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_rotate_view(request: HttpRequest, key_pk: int) -> HttpResponse:
+    """Rotate: confirm (GET), then a new secret shown once (POST); the old secret stops working
+    (`keys.services.api_key_rotate`). A revoked key cannot be rotated (an inline error)."""
+    api_key = _api_key_to_change(request, key_pk)
+    next_url = _next_url(request, _keys_tab(api_key.gateway))
+    error = None
+    if request.method == "POST":
+        try:
+            api_key, secret = api_key_rotate(api_key=api_key)
+        except ValueError:
+            error = ROTATE_REVOKED
+        else:
+            context = {"api_key": api_key, "gateway": api_key.gateway, "secret": secret, "next": next_url}
+            message = f"API key {api_key.name} rotated."
+            return _show_secret(request, "gateway/dialogs/api_key_rotate.html", context, message)
+    elif api_key.status == ApiKeyStatus.REVOKED:
+        error = ROTATE_REVOKED
+    context = {"api_key": api_key, "gateway": api_key.gateway, "error": error, "next": next_url}
+    return _dialog(request, "gateway/dialogs/api_key_rotate.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_revoke_view(request: HttpRequest, key_pk: int) -> HttpResponse:
+    """Revoke: confirm (GET), then revoke at once (POST, `keys.services.api_key_revoke`).
+    A key revoked meanwhile is said so inline."""
+    api_key = _api_key_to_change(request, key_pk)
+    next_url = _next_url(request, _keys_tab(api_key.gateway))
+    error = ALREADY_REVOKED if api_key.status == ApiKeyStatus.REVOKED else None
+    if request.method == "POST" and error is None:
+        api_key_revoke(api_key=api_key)
+        message = f"API key {api_key.name} revoked. Requests with it are refused."
+        return _done(request, message, "key-revoke-dialog", next_url)
+    context = {"api_key": api_key, "gateway": api_key.gateway, "error": error, "next": next_url}
+    return _dialog(request, "gateway/dialogs/api_key_revoke.html", context)
+
+
+# The API keys page (Vercel's): every key of the gateways the user may see.
+
+STATUS_FILTERS = {status.value: status.label for status in ApiKeyStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyListRow:
+    """One row of the API keys page: the key as the API keys tab shows it, and what the user may
+    do with it (`can_change`: edit, rotate, revoke; `can_edit_budget`: owners and admins)."""
+
+    row: KeyRow
+    can_change: bool
+    can_edit_budget: bool
+
+
+@login_required
+def api_key_list(request: HttpRequest) -> HttpResponse:
+    """Every API key of the live gateways the user may see, newest first, with its budget line
+    (`$1.04 / $10 spent · monthly` or `Unlimited quota`). Filters in the URL: `?gateway=<id>`,
+    `?status=active|suspended|expired|revoked` (effective status), `?q=<name or prefix>`,
+    `?page=`; htmx requests get the table alone. A fixed number of queries per page, whatever
+    the number of keys."""
+    user = request.user
+    gateways = list(gateways_for(user).select_related("resource_group").order_by("resource_group__name", "name"))
+    keys = ApiKey.objects.filter(gateway__in=gateways_for(user)).select_related("gateway", "spend_budget")
+    selected_gateway = next((g for g in gateways if str(g.pk) == request.GET.get("gateway", "")), None)
+    if selected_gateway is not None:
+        keys = keys.filter(gateway=selected_gateway)
+    query = request.GET.get("q", "").strip()[:100]
+    if query:
+        keys = keys.filter(Q(name__icontains=query) | Q(prefix__istartswith=query))
+    status = request.GET.get("status", "")
+    if status in STATUS_FILTERS:
+        keys = _with_effective_status(keys, status)
+    else:
+        status = ""
+    page = Paginator(keys.order_by("-created_at", "-id"), KEYS_PER_PAGE).get_page(request.GET.get("page"))
+    api_keys = list(page.object_list)
+
+    now = timezone.now()
+    budgets = [b for b in (_spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
+    spent = spend_by_api_key(budgets=budgets, now=now)
+    managed = set(groups_for(user, Action.MANAGE_GATEWAYS).values_list("pk", flat=True))
+    creating = set(groups_for(user, Action.CREATE_KEYS).values_list("pk", flat=True))
+    rows = []
+    for api_key in api_keys:
+        group_id = api_key.gateway.resource_group_id
+        own = api_key.created_by_id is not None and api_key.created_by_id == user.pk
+        can_change = group_id in managed or (own and group_id in creating)
+        rows.append(ApiKeyListRow(KeyRow.of(api_key, now, spent.get(api_key.pk)), can_change, group_id in managed))
+
+    context = {
+        "rows": rows,
+        "page": page,
+        "gateways": gateways,
+        "selected_gateway": selected_gateway,
+        "query": query,
+        "status": status,
+        "statuses": STATUS_FILTERS,
+        "filtered": bool(selected_gateway or query or status),
+        "can_act": bool(creating),
+        "can_create_here": selected_gateway is not None and selected_gateway.resource_group_id in creating,
+        "can_create_any": bool(creating) and bool(gateways),
+        "can_manage_any": bool(managed),
+    }
+    template = "keys/api_key_list.html" + ("#table" if _partial(request) else "")
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
