@@ -250,14 +250,8 @@ def _visible(user) -> tuple[QuerySet[UsageEvent], QuerySet[UsageRollup]]:
     return UsageEvent.objects.filter(resource_group__in=groups), UsageRollup.objects.filter(resource_group__in=groups)
 
 
-def _ranked(points: list[UsagePoint], top: int) -> list[UsagePoint]:
-    totals: dict[Any, UsagePoint] = {}
-    for point in points:
-        total = totals.get(point.key)
-        if total is None:
-            total = totals[point.key] = UsagePoint(start=point.start, key=point.key)
-        _add(total, point)
-    return sorted(totals.values(), key=lambda p: (-p.cost_usd, -p.total_tokens, str(p.key)))[:top]
+def _top(points, top: int) -> list[UsagePoint]:
+    return sorted(points, key=lambda p: (-p.cost_usd, -p.total_tokens, str(p.key)))[:top]
 
 
 def _add(total: UsagePoint, point: UsagePoint) -> None:
@@ -294,8 +288,18 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
     totals = UsagePoint(start=time_range.since)
     for point in series:
         _add(totals, point)
-    models = _ranked(usage_series(bucket="day", group_by="model", **common), top)
-    keys = _ranked(usage_series(bucket="day", group_by="api_key", **common), top)
+    # One more read for both top lists: the whole range split by key and model.
+    by_model: dict[Any, UsagePoint] = {}
+    by_key: dict[Any, UsagePoint] = {}
+    for point in usage_series(bucket="range", group_by=("api_key", "model"), **common):
+        api_key_id, model = point.key
+        for table, key in ((by_model, model), (by_key, api_key_id)):
+            total = table.get(key)
+            if total is None:
+                total = table[key] = UsagePoint(start=time_range.since, key=key)
+            _add(total, point)
+    models = _top(by_model.values(), top)
+    keys = _top(by_key.values(), top)
     names = dict(ApiKey.objects.filter(pk__in=[p.key for p in keys]).values_list("pk", "name"))
     board = Dashboard(
         scope=scope,

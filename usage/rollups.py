@@ -59,7 +59,7 @@ GROUP_BY = {
     "gateway": "gateway_id",
     "resource_group": "resource_group_id",
 }
-BUCKETS = ("hour", "day")
+BUCKETS = ("hour", "day", "range")  # "range": the whole range as one point starting at `since`
 # Filters `usage_series` accepts: the column each one narrows.
 FILTERS = {
     "resource_group": "resource_group_id",
@@ -196,7 +196,7 @@ class UsagePoint:
     (USD, Decimal), latency (sum in ms, and a histogram for percentiles)."""
 
     start: datetime  # UTC start of the hour or day
-    key: Any = None  # api key id, gateway id, group id or model name, per `group_by`
+    key: Any = None  # api key id, gateway id, group id or model name (or a tuple), per `group_by`
     requests: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -265,14 +265,15 @@ def usage_series(
     since: datetime,
     until: datetime,
     bucket: str = "hour",
-    group_by: str | None = None,
+    group_by: str | tuple[str, ...] | None = None,
     filters: dict[str, Any] | None = None,
     events: QuerySet[UsageEvent] | None = None,
     rollups: QuerySet[UsageRollup] | None = None,
 ) -> list[UsagePoint]:
     """Usage per UTC `bucket` (`hour` or `day`) in [since, until), split by `group_by` (a key of
-    `GROUP_BY`) or not, narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and by
-    the querysets `events` / `rollups` (e.g. the user's visible groups). Points are sorted by
+    `GROUP_BY`, or a tuple of them: each point's `key` is then the tuple of values) or not,
+    narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and by the querysets
+    `events` / `rollups` (e.g. the user's visible groups). Points are sorted by
     start then key; buckets without requests are absent. Equal to adding up the raw events;
     before the retention watermark, where only rollups are left, partial hours at the ends of
     the range count whole.
@@ -282,7 +283,8 @@ def usage_series(
     """
     if bucket not in BUCKETS:
         raise ValueError(f"unknown bucket {bucket!r}")
-    if group_by is not None and group_by not in GROUP_BY:
+    dimensions = (group_by,) if isinstance(group_by, str) else tuple(group_by or ())
+    if any(name not in GROUP_BY for name in dimensions):
         raise ValueError(f"unknown group_by {group_by!r}")
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be aware datetimes")
@@ -292,8 +294,8 @@ def usage_series(
     points: dict[tuple[datetime, Any], UsagePoint] = {}
     if since >= until:
         return []
-    trunc = TruncHour if bucket == "hour" else TruncDay
-    split = [GROUP_BY[group_by]] if group_by else []
+    trunc = {"hour": TruncHour, "day": TruncDay}.get(bucket)
+    split = [GROUP_BY[name] for name in dimensions]
 
     first_full = hour_floor(since) if hour_floor(since) == since else hour_floor(since) + HOUR
     last_full_end = hour_floor(until)
@@ -324,33 +326,32 @@ def usage_series(
         )
         for start, end in _ranges(dirty):
             rollup_rows = rollup_rows.exclude(hour__gte=start, hour__lt=end)
-        grouped = (
-            rollup_rows.annotate(bucket_start=trunc("hour", tzinfo=UTC))
-            .values("bucket_start", *split)
-            .annotate(**_rollup_sums())
-            .order_by()
-        )
-        _merge(points, grouped, split)
+        grouped = _bucketed(rollup_rows, trunc, "hour", split).annotate(**_rollup_sums()).order_by()
+        _merge(points, grouped, split, since)
 
     if raw_ranges:
         in_ranges = Q()
         for start, end in raw_ranges:
             in_ranges |= Q(created_at__gte=start, created_at__lt=end)
         raw = _narrow(events if events is not None else UsageEvent.objects.all(), filters).filter(in_ranges)
-        grouped = (
-            raw.annotate(bucket_start=trunc("created_at", tzinfo=UTC))
-            .values("bucket_start", *split)
-            .annotate(**_event_sums())
-            .order_by()
-        )
-        _merge(points, grouped, split)
+        grouped = _bucketed(raw, trunc, "created_at", split).annotate(**_event_sums()).order_by()
+        _merge(points, grouped, split, since)
     return sorted(points.values(), key=lambda point: (point.start, str(point.key)))
 
 
-def _merge(points: dict[tuple[datetime, Any], UsagePoint], rows: Iterable[dict], split: list[str]) -> None:
+def _bucketed(queryset: QuerySet, trunc, column: str, split: list[str]) -> QuerySet:
+    """`queryset.values(...)` grouping on the bucket start (none for the "range" bucket) and `split`."""
+    if trunc is None:
+        return queryset.values(*split)
+    return queryset.annotate(bucket_start=trunc(column, tzinfo=UTC)).values("bucket_start", *split)
+
+
+def _merge(
+    points: dict[tuple[datetime, Any], UsagePoint], rows: Iterable[dict], split: list[str], since: datetime
+) -> None:
     for row in rows:
-        start = row["bucket_start"].astimezone(UTC)
-        key = row[split[0]] if split else None
+        start = row["bucket_start"].astimezone(UTC) if "bucket_start" in row else since
+        key = (row[split[0]] if len(split) == 1 else tuple(row[column] for column in split)) if split else None
         point = points.get((start, key))
         if point is None:
             point = points[(start, key)] = UsagePoint(start=start, key=key)

@@ -83,6 +83,8 @@ def _expected(since, until, bucket, group_by, filters) -> dict:
         start = event.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         if bucket == "day":
             start = start.replace(hour=0)
+        elif bucket == "range":
+            start = since
         row = totals[(start, getattr(event, column) if column else None)]
         row["requests"] += 1
         row["errors"] += event.status_code >= 400
