@@ -38,6 +38,7 @@ urlpatterns = [
         name="gateway-rate-limit",
     ),
     path("", include("gateway.urls_dialogs")),
+    path("", include("gateway.urls_groups")),
     path("", include("keys.urls")),
     path("", include("usage.urls")),
     path("api/v1/", include("quotas.urls_api")),

@@ -201,7 +201,22 @@
     if (dialog instanceof HTMLDialogElement && dialog.open) { dialog.close(); }
   });
 
+  // A form that asks first (data-confirm="Remove grace?"); plain and htmx posts alike.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () {
+    // A dialog whose form came back from the server with errors opens again by itself.
+    document.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {
+      dialog.showModal();
+      const field = dialog.querySelector('[aria-invalid="true"]');
+      if (field) { field.focus(); }
+    });
     setUp(document);
     document.querySelectorAll("#toasts > .toast").forEach(dismissLater);
   });
