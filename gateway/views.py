@@ -195,7 +195,8 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
     elif tab == "limits":
         context.update(_limits_context(gateway, **extra))
     elif tab == "analysis":
-        context["summary"] = usage_summary(gateway=gateway, since=window_start(RefreshPeriod.MONTHLY, timezone.now()))
+        now = timezone.now()
+        context["summary"] = usage_summary(gateway=gateway, since=window_start(RefreshPeriod.MONTHLY, now), until=now)
     else:
         context["events"] = usage_events_latest(gateway=gateway)
     template = "gateway/gateway_detail.html#tabs" if _partial(request) else "gateway/gateway_detail.html"

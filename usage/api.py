@@ -52,7 +52,7 @@ from rest_framework.response import Response
 from gateway.api import _ManagementView
 from gateway.models import Membership, Role
 from gateway.permissions import Action, groups_for
-from usage.models import AuditEvent, UsageEvent, UsageRollup
+from usage.models import TOKEN_FIELDS, AuditEvent, UsageEvent, UsageRollup
 from usage.rollups import usage_series
 
 USAGE_EVENT_NOT_FOUND = "Usage event not found."
@@ -414,14 +414,6 @@ GROUP_BY_FIELDS = {
     "gateway": "gateway_id",
     "resource_group": "resource_group_id",
 }
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-)
 
 
 def usage_aggregates(queryset: QuerySet[UsageEvent], *, bucket: str, group_by: str | None) -> list[dict]:

@@ -231,12 +231,6 @@ class Dashboard:
     charts: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def error_rate(self) -> Decimal:
-        if not self.totals.requests:
-            return Decimal(0)
-        return (Decimal(100) * self.totals.errors / self.totals.requests).quantize(Decimal("0.1"))
-
-    @property
     def latency_p50(self) -> int | None:
         return latency_percentile(self.totals.latency_histogram, 0.5)
 

@@ -113,6 +113,16 @@ class AuditEvent(models.Model):
         super().save(*args, **kwargs)
 
 
+# The token counters of a usage event and of a rollup, in the order the console shows them.
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+
 # Latency histogram of the rollups: bucket i counts requests with latency_ms in
 # [LATENCY_BOUNDS_MS[i-1], LATENCY_BOUNDS_MS[i]) (from 0 for the first); the last bucket counts
 # everything at or above the last bound. Percentiles are read from it (usage.rollups).

@@ -33,6 +33,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from usage.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
+    TOKEN_FIELDS,
     UsageEvent,
     UsageRetention,
     UsageRollup,
@@ -42,14 +43,6 @@ from usage.models import (
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-)
 SUM_FIELDS = ("requests", "errors", *TOKEN_FIELDS, "cost_usd", "latency_ms_sum", *LATENCY_FIELDS)
 KEY_FIELDS = ("resource_group_id", "gateway_id", "api_key_id", "model_requested")
 # What `usage_series` can split a bucket by, and the column it groups on.
@@ -216,6 +209,13 @@ class UsagePoint:
         self.cost_usd += row["cost_usd"] or Decimal(0)
         for index, name in enumerate(LATENCY_FIELDS):
             self.latency_histogram[index] += int(row[name] or 0)
+
+    @property
+    def error_rate(self) -> Decimal:
+        """Failed requests (status ≥ 400) as a percentage of all, one decimal place."""
+        if not self.requests:
+            return Decimal(0)
+        return (Decimal(100) * self.errors / self.requests).quantize(Decimal("0.1"))
 
     def latency_percentile(self, fraction: float) -> int | None:
         """The latency (ms) below which `fraction` (0–1) of the requests fall, read from the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -15,6 +16,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from gateway.permissions import Action, gateways_for, groups_for
 from usage.api import AUDIT_ROLES, audit_events_filter, audit_events_for, usage_events_filter, usage_events_for
 from usage.dashboard import RANGES, dashboard_for, scope_for, time_range_for
+from usage.models import AuditEvent
 
 
 @login_required
@@ -79,6 +81,27 @@ def _query_without(request: HttpRequest, *names: str) -> str:
     return params.urlencode()
 
 
+def _filtered_page(request: HttpRequest, rows: QuerySet, narrow) -> dict[str, Any]:
+    """The template context of a filtered, keyset-paginated list: `rows` narrowed by `narrow`
+    (the API's filter of the same list, so both accept the same parameters), the page, the
+    next cursor, the filter errors (then no rows), and the query strings for the links."""
+    errors: list[str] = []
+    try:
+        rows = narrow(rows, request.GET)
+    except DRFValidationError as error:
+        errors = _filter_errors(error)
+        rows = rows.none()
+    page, next_cursor = _page(rows, request.GET.get("cursor", ""))
+    return {
+        "events": page,
+        "next_cursor": next_cursor,
+        "errors": errors,
+        "params": request.GET,
+        "query": _query_without(request, "cursor"),
+        "first_page": not request.GET.get("cursor"),
+    }
+
+
 @login_required
 def usage_logs(request: HttpRequest) -> HttpResponse:
     """The usage events the user may see, newest first, 50 a page (`?cursor=`), filtered by
@@ -86,21 +109,9 @@ def usage_logs(request: HttpRequest) -> HttpResponse:
     `since`, `until` (UTC) as in the API; a CSV link exports the same filter. Invalid filters
     are named above the table, which then shows nothing rather than something unfiltered."""
     events = usage_events_for(request.user).select_related("gateway")
-    errors: list[str] = []
-    try:
-        events = usage_events_filter(events, request.GET)
-    except DRFValidationError as error:
-        errors = _filter_errors(error)
-        events = events.none()
-    rows, next_cursor = _page(events, request.GET.get("cursor", ""))
     context = {
-        "events": rows,
-        "next_cursor": next_cursor,
-        "errors": errors,
-        "params": request.GET,
-        "query": _query_without(request, "cursor"),
+        **_filtered_page(request, events, usage_events_filter),
         "csv_query": _query_without(request, "cursor", "format"),
-        "first_page": not request.GET.get("cursor"),
         "gateways": gateways_for(request.user, Action.VIEW).order_by("name"),
         "statuses": {"": "Any status", "success": "Succeeded", "error": "Failed", "429": "429 Too many requests"},
     }
@@ -123,22 +134,10 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     if not request.user.is_superuser and not _audit_groups(request.user).exists():
         raise PermissionDenied("The audit trail is for owners, admins and auditors of a resource group.")
     events = audit_events_for(request.user).select_related("resource_group")
-    errors: list[str] = []
-    try:
-        events = audit_events_filter(events, request.GET)
-    except DRFValidationError as error:
-        errors = _filter_errors(error)
-        events = events.none()
-    rows, next_cursor = _page(events, request.GET.get("cursor", ""))
     context = {
-        "events": rows,
-        "next_cursor": next_cursor,
-        "errors": errors,
-        "params": request.GET,
-        "query": _query_without(request, "cursor"),
-        "first_page": not request.GET.get("cursor"),
+        **_filtered_page(request, events, audit_events_filter),
         "groups": _audit_groups(request.user),
-        "target_types": sorted(set(events.model.objects.values_list("target_type", flat=True).distinct()[:50])),
+        "target_types": sorted(set(AuditEvent.objects.values_list("target_type", flat=True).distinct()[:50])),
     }
     return render(request, "usage/audit.html", context)
 
