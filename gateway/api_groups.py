@@ -34,7 +34,7 @@ from rest_framework.response import Response
 from gateway.api import ManagementPagination, _ManagementView
 from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.permissions import Action, can, groups_for, role_in
+from gateway.permissions import Action, can, can_manage_providers, can_read_providers, groups_for, role_in
 from gateway.pricing import Prices
 from gateway.services import (
     LastOwner,
@@ -303,19 +303,8 @@ class MemberDetailView(_ManagementView):
 # Providers and models -----------------------------------------------------------------------
 
 
-def _reads_settings(user) -> bool:
-    """Providers and models are instance-wide: any member of a group (or a superuser) reads them."""
-    return groups_for(user, Action.VIEW).exists()
-
-
-def can_manage_providers(user) -> bool:
-    """True for superusers and for owners or admins of any resource group (SPEC §1: admins manage
-    providers; providers and models serve every group)."""
-    return groups_for(user, Action.MANAGE_GATEWAYS).exists()
-
-
 def _require_read(user, message: str) -> None:
-    if not _reads_settings(user):
+    if not can_read_providers(user):
         raise exceptions.NotFound(message)
 
 
@@ -379,7 +368,7 @@ class ProviderListView(_ManagementView):
     def get(self, request: Request) -> Response:
         """Every provider (credentials never shown); empty for a user in no group."""
         providers = (
-            Provider.objects.order_by("name", "pk") if _reads_settings(request.user) else Provider.objects.none()
+            Provider.objects.order_by("name", "pk") if can_read_providers(request.user) else Provider.objects.none()
         )
         page = self.paginate_queryset(providers)
         return self.get_paginated_response(ProviderSerializer(page, many=True).data)
@@ -546,7 +535,7 @@ class ModelListView(_ManagementView):
     @extend_schema(responses=ModelSerializer(many=True))
     def get(self, request: Request) -> Response:
         """Every model with its prices, by name; empty for a user in no group."""
-        models = Model.objects.order_by("name", "pk") if _reads_settings(request.user) else Model.objects.none()
+        models = Model.objects.order_by("name", "pk") if can_read_providers(request.user) else Model.objects.none()
         page = self.paginate_queryset(models)
         return self.get_paginated_response(ModelSerializer(page, many=True).data)
 

@@ -6,6 +6,7 @@ from datetime import UTC
 from decimal import Decimal
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from gateway.models import ResourceGroup
@@ -262,3 +263,16 @@ class RateLimitForm(forms.Form):
             elif data.get(field) is None and field not in self.errors:
                 self.add_error(field, message)
         return data
+
+
+def add_service_errors(
+    form: forms.Form, error: ValidationError, fields: dict[str, str] | None = None, default: str | None = None
+) -> None:
+    """Show a service's ValidationError under the form field it names (`fields` maps a service's
+    name to the form's), else under `default` (None: above the form)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(default, error)
+        return
+    for field, field_messages in error.message_dict.items():
+        name = (fields or {}).get(field, field)
+        form.add_error(name if name in form.fields else default, field_messages)

@@ -74,3 +74,14 @@ def can_change_api_key(user: User, api_key: Any) -> bool:
         return True
     own_key = api_key.created_by_id is not None and api_key.created_by_id == user.pk
     return own_key and can(user, Action.CREATE_KEYS, group)
+
+
+def can_read_providers(user: User) -> bool:
+    """Providers and models are instance-wide: any member of a group (or a superuser) reads them."""
+    return groups_for(user, Action.VIEW).exists()
+
+
+def can_manage_providers(user: User) -> bool:
+    """True for superusers and for owners or admins of any resource group (SPEC §1: admins manage
+    providers; providers and models serve every group)."""
+    return groups_for(user, Action.MANAGE_GATEWAYS).exists()

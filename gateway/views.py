@@ -21,7 +21,14 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from gateway.forms import ApiKeyBudgetForm, GatewayCreateForm, RateLimitForm, SpendBudgetForm, TokenQuotaForm
+from gateway.forms import (
+    ApiKeyBudgetForm,
+    GatewayCreateForm,
+    RateLimitForm,
+    SpendBudgetForm,
+    TokenQuotaForm,
+    add_service_errors,
+)
 from gateway.models import Gateway
 from gateway.permissions import Action, can, gateways_for, groups_for
 from gateway.services import gateway_create as create_gateway
@@ -142,7 +149,7 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
                     tokens_per_minute=data["tokens_per_minute"],
                 )
             except ValidationError as error:
-                _add_service_errors(form, error, CREATE_FORM_FIELDS)
+                add_service_errors(form, error, CREATE_FORM_FIELDS)
             else:
                 # The secret is in this response only: never cache it, never store it.
                 template = "gateway/gateway_create.html" + ("#created" if _partial(request) else "")
@@ -362,7 +369,7 @@ def _save(form: Form, write) -> bool:
         with transaction.atomic():
             write(form.cleaned_data)
     except ValidationError as error:
-        _add_service_errors(form, error)
+        add_service_errors(form, error)
         return False
     except BudgetExists:
         form.add_error(None, BUDGET_CHANGED)
@@ -395,16 +402,6 @@ def _spend_budget_save(data: dict, **owner) -> None:
         active=data.get("active", True),
         **owner,
     )
-
-
-def _add_service_errors(form: Form, error: ValidationError, fields: dict[str, str] | None = None) -> None:
-    """Show a service's ValidationError under the form field it names (else above the form)."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, field_messages in error.message_dict.items():
-        name = (fields or {}).get(field, field)
-        form.add_error(name if name in form.fields else None, field_messages)
 
 
 # Helpers.

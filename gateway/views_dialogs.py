@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from gateway.api import _with_effective_status
-from gateway.forms import TokenQuotaForm
+from gateway.forms import TokenQuotaForm, add_service_errors
 from gateway.forms_dialogs import (
     ApiKeyCreateForm,
     ApiKeyEditForm,
@@ -42,7 +42,6 @@ from gateway.permissions import Action, can, can_change_api_key, gateways_for, g
 from gateway.services import _copy_name, gateway_delete, gateway_duplicate, gateway_update
 from gateway.views import (
     KeyRow,
-    _add_service_errors,
     _gateway_to_manage,
     _partial,
     _save,
@@ -159,7 +158,7 @@ def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 api_key_update(api_key=api_key, expires_at=data["expires_at"], clear_expiry=data["expires_at"] is None)
             except ValidationError as error:
-                _add_service_errors(form, error)
+                add_service_errors(form, error)
             else:
                 detail = reverse("gateway-detail", args=[gateway.pk])
                 return _done(request, f"Expiration of {api_key.name} saved.", "expiration-dialog", detail)
@@ -186,7 +185,7 @@ def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
                     gateway=gateway, name=form.cleaned_data["name"].strip(), created_by=request.user
                 )
             except ValidationError as error:
-                _add_service_errors(form, error)
+                add_service_errors(form, error)
             else:
                 context = {"gateway": gateway, "copy": copy, "api_key": api_key, "secret": secret}
                 message = f"AI gateway {copy.name} created."
@@ -303,7 +302,7 @@ def _create_key(request: HttpRequest, form: ApiKeyCreateForm, gateway: Gateway |
                         api_key=api_key,
                     )
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error)
         else:
             context = {"gateway": gateway, "api_key": api_key, "secret": secret, "next": next_url}
             message = f"API key {api_key.name} created."
@@ -331,7 +330,7 @@ def api_key_edit(request: HttpRequest, key_pk: int) -> HttpResponse:
                     clear_expiry=not data["keep_expiry"] and data["expires_at"] is None,
                 )
             except ValidationError as error:
-                _add_service_errors(form, error)
+                add_service_errors(form, error)
             else:
                 return _done(request, f"API key {api_key.name} saved.", "key-edit-dialog", next_url)
     else:

@@ -24,7 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from gateway.api_groups import can_manage_providers
+from gateway.forms import add_service_errors
 from gateway.forms_groups import (
     GroupDeleteForm,
     GroupNameForm,
@@ -34,7 +34,7 @@ from gateway.forms_groups import (
     RoleForm,
 )
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.permissions import Action, can, groups_for, role_in
+from gateway.permissions import Action, can, can_manage_providers, can_read_providers, groups_for, role_in
 from gateway.pricing import Prices, default_prices
 from gateway.provider_check import provider_test_connection
 from gateway.services import (
@@ -50,16 +50,6 @@ from gateway.services import (
     resource_group_delete,
     resource_group_update,
 )
-
-
-def _errors_onto(form: Form, error: ValidationError, default_field: str | None = None) -> None:
-    """Copy a service's ValidationError onto the form: its named fields, else `default_field`."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else default_field, errors)
-    else:
-        form.add_error(default_field, error.messages)
-
 
 # Resource groups ------------------------------------------------------------------------------
 
@@ -184,7 +174,7 @@ def group_rename(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             resource_group_update(resource_group=group, name=form.cleaned_data["name"])
         except ValidationError as error:
-            _errors_onto(form, error, "name")
+            add_service_errors(form, error, default="name")
         else:
             messages.success(request, f"Resource group renamed to {group.name}.")
             return redirect("group-detail", pk=group.pk)
@@ -201,7 +191,7 @@ def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             resource_group_delete(resource_group=group)
         except ValidationError as error:
-            _errors_onto(form, error, "confirm_name")
+            add_service_errors(form, error, default="confirm_name")
         else:
             messages.success(request, f"Resource group {form.cleaned_data['confirm_name']} deleted.")
             return redirect("group-list")
@@ -213,7 +203,7 @@ def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _readable_providers(request: HttpRequest) -> None:
     """Providers and models are instance-wide; members of any group (and superusers) read them."""
-    if not groups_for(request.user).exists():
+    if not can_read_providers(request.user):
         raise PermissionDenied("Providers are visible to members of a resource group.")
 
 
@@ -237,7 +227,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
                     name=data["name"], kind=data["kind"], base_url=data["base_url"], credential=data["credential"]
                 )
             except ValidationError as error:
-                _errors_onto(form, error, "name")
+                add_service_errors(form, error, default="name")
             else:
                 messages.success(request, f"Provider {provider.name} added. Test its connection, then add models.")
                 return redirect("provider-detail", pk=provider.pk)
@@ -280,7 +270,7 @@ def provider_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             provider_update(provider=provider, name=data["name"], base_url=data["base_url"], credential=credential)
         except ValidationError as error:
-            _errors_onto(form, error, "name")
+            add_service_errors(form, error, default="name")
         else:
             messages.success(request, f"Provider {provider.name} saved.")
             return redirect("provider-detail", pk=provider.pk)
@@ -362,7 +352,7 @@ def model_edit(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
         try:
             model_update(model=model, upstream_model=data["upstream_model"] or model.name, **_prices_from(data))
         except ValidationError as error:
-            _errors_onto(form, error, "name")
+            add_service_errors(form, error, default="name")
         else:
             messages.success(request, f"Model {model.name} saved.")
             return redirect("provider-detail", pk=pk)
