@@ -554,12 +554,12 @@ class ApiKeyListView(_ManagementView):
                 )
         wanted = request.query_params.get("status")
         if wanted is not None:
-            keys = _with_effective_status(keys, wanted)
+            keys = with_effective_status(keys, wanted)
         page = self.paginate_queryset(keys.order_by("-created_at", "-id"))
         return self.get_paginated_response(api_keys_data(list(page or [])))
 
 
-def _with_effective_status(keys, wanted: str):
+def with_effective_status(keys, wanted: str):
     """Filter `keys` by effective status (see `ApiKey.effective_status`).
 
     Raises:

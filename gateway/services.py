@@ -163,7 +163,7 @@ def _model_names(models_: list[Model] | None) -> list[str]:
     return sorted(m.name for m in models_ or [])
 
 
-def _copy_name(gateway: Gateway) -> str:
+def copy_name(gateway: Gateway) -> str:
     """`<name> (copy)`, else `<name> (copy 2)`, `(copy 3)`… the first one free in the group."""
     taken = set(
         Gateway.objects.filter(resource_group_id=gateway.resource_group_id, deleted_at__isnull=True).values_list(
@@ -190,7 +190,7 @@ def gateway_duplicate(*, gateway: Gateway, name: str | None = None, created_by=N
     Raises:
         ValidationError: `{"name": ...}` for a name another live gateway of the group has.
     """
-    name = name or _copy_name(gateway)
+    name = name or copy_name(gateway)
     quota = TokenQuota.objects.filter(gateway=gateway).first()
     budget = SpendBudget.objects.filter(gateway=gateway, archived_at__isnull=True).first()
     rate = RateLimit.objects.filter(gateway=gateway).first()

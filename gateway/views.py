@@ -116,7 +116,7 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
         "month": window_start(RefreshPeriod.MONTHLY, now),
         "can_create": groups_for(request.user, Action.MANAGE_GATEWAYS).exists(),
     }
-    template = "gateway/gateway_list.html" + ("#table" if _partial(request) else "")
+    template = "gateway/gateway_list.html" + ("#table" if is_partial(request) else "")
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -152,13 +152,13 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
                 add_service_errors(form, error, CREATE_FORM_FIELDS)
             else:
                 # The secret is in this response only: never cache it, never store it.
-                template = "gateway/gateway_create.html" + ("#created" if _partial(request) else "")
+                template = "gateway/gateway_create.html" + ("#created" if is_partial(request) else "")
                 response = render(request, template, {"gateway": gateway, "api_key": api_key, "secret": secret})
                 response["Cache-Control"] = "no-store"
                 return response
     else:
         form = GatewayCreateForm(groups=groups, initial={"resource_group": groups.first()})
-    template = "gateway/gateway_create.html" + ("#form" if _partial(request) else "")
+    template = "gateway/gateway_create.html" + ("#form" if is_partial(request) else "")
     step = form.first_error_step() if form.errors else 1
     response = render(request, template, {"form": form, "step": step})
     patch_vary_headers(response, ["HX-Request"])
@@ -195,7 +195,7 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
     elif tab == "keys":
         now = timezone.now()
         api_keys = list(gateway.api_keys.select_related("spend_budget").order_by("-created_at"))
-        budgets = [b for b in (_spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
+        budgets = [b for b in (spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
         spent = spend_by_api_key(budgets=budgets, now=now)
         context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
         context["keys_next"] = reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys"
@@ -206,7 +206,7 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
         context["summary"] = usage_summary(gateway=gateway, since=window_start(RefreshPeriod.MONTHLY, now), until=now)
     else:
         context["events"] = usage_events_latest(gateway=gateway)
-    template = "gateway/gateway_detail.html#tabs" if _partial(request) else "gateway/gateway_detail.html"
+    template = "gateway/gateway_detail.html#tabs" if is_partial(request) else "gateway/gateway_detail.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -228,7 +228,7 @@ class KeyRow:
     @classmethod
     def of(cls, api_key: ApiKey, now: datetime, spent: Decimal | None = None) -> KeyRow:
         """`spent`: the key's cost in its budget's current window, when already known."""
-        budget = _spend_budget_of(api_key)
+        budget = spend_budget_of(api_key)
         status = api_key.effective_status(now)
         if budget is None or not budget.enforced:
             return cls(api_key, status, budget, "Unlimited quota", None)
@@ -255,14 +255,14 @@ def budget_line(spent: Decimal, budget: SpendBudget) -> str:
 @require_http_methods(["GET", "POST"])
 def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpResponse:
     """The Edit budget dialog of one API key (GET: its form; POST: save it)."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     api_key = get_object_or_404(gateway.api_keys.select_related("spend_budget"), pk=key_pk)
-    budget = _spend_budget_of(api_key)
+    budget = spend_budget_of(api_key)
     if request.method == "POST":
         form = ApiKeyBudgetForm(request.POST)
-        if _save(form, lambda data: _spend_budget_save(data, api_key=api_key)):
+        if save_form(form, lambda data: _spend_budget_save(data, api_key=api_key)):
             message = f"Budget of {api_key.name} saved."
-            if not _partial(request):
+            if not is_partial(request):
                 messages.success(request, message)
                 return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys")
             row = KeyRow.of(ApiKey.objects.select_related("spend_budget").get(pk=api_key.pk), timezone.now())
@@ -273,7 +273,7 @@ def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpRespo
     else:
         form = ApiKeyBudgetForm(initial=ApiKeyBudgetForm.initial_for(budget))
     context = {"gateway": gateway, "api_key": api_key, "form": form}
-    template = "gateway/api_key_budget.html" + ("#form" if _partial(request) else "")
+    template = "gateway/api_key_budget.html" + ("#form" if is_partial(request) else "")
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -298,15 +298,15 @@ LIMIT_SAVED = {
 def gateway_limit_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     """Save one limit of the Limits tab; htmx gets the limit's card back, with its errors or
     saved, other clients the page."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     form = LIMIT_FORMS[kind](request.POST)
     if kind == "token-quota":
-        saved = _save(form, lambda data: _token_quota_save(gateway, data))
+        saved = save_form(form, lambda data: token_quota_save(gateway, data))
     elif kind == "spend-budget":
-        saved = _save(form, lambda data: _spend_budget_save(data, gateway=gateway))
+        saved = save_form(form, lambda data: _spend_budget_save(data, gateway=gateway))
     else:
-        saved = _save(form, lambda data: _rate_limit_save(gateway, data))
-    if not _partial(request):
+        saved = save_form(form, lambda data: _rate_limit_save(gateway, data))
+    if not is_partial(request):
         if saved:
             messages.success(request, LIMIT_SAVED[kind])
             return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=limits")
@@ -361,7 +361,7 @@ def _limits_context(gateway: Gateway, *, bound: dict[str, Form] | None = None, s
 # Writes: each calls the limit's service; what the service refuses goes back to the form.
 
 
-def _save(form: Form, write) -> bool:
+def save_form(form: Form, write) -> bool:
     """Validate `form` and call `write(cleaned_data)` atomically; True when it was saved."""
     if not form.is_valid():
         return False
@@ -377,7 +377,12 @@ def _save(form: Form, write) -> bool:
     return True
 
 
-def _token_quota_save(gateway: Gateway, data: dict) -> None:
+def token_quota_save(gateway: Gateway, data: dict) -> None:
+    """Save the Manage token quota form's `cleaned_data` on `gateway` (unlimited removes it).
+
+    Raises:
+        ValidationError: from `quotas.services.token_quota_set`.
+    """
     token_quota_set(
         gateway=gateway,
         limit_tokens=None if data["unlimited"] else data["limit_tokens"],
@@ -407,7 +412,7 @@ def _spend_budget_save(data: dict, **owner) -> None:
 # Helpers.
 
 
-def _gateway_to_manage(request: HttpRequest, pk: int) -> Gateway:
+def gateway_to_manage(request: HttpRequest, pk: int) -> Gateway:
     """The gateway, if the user may change it: 404 for non-members, 403 for members without
     the right (they can see that it exists)."""
     gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
@@ -416,7 +421,8 @@ def _gateway_to_manage(request: HttpRequest, pk: int) -> Gateway:
     return gateway
 
 
-def _spend_budget_of(api_key: ApiKey) -> SpendBudget | None:
+def spend_budget_of(api_key: ApiKey) -> SpendBudget | None:
+    """The key's own spend budget (archived or not), or None."""
     try:
         return api_key.spend_budget
     except ObjectDoesNotExist:
@@ -434,7 +440,7 @@ def _dollars(amount: Decimal) -> str:
     return usd(amount)
 
 
-def _partial(request: HttpRequest) -> bool:
+def is_partial(request: HttpRequest) -> bool:
     """True for an htmx request that swaps part of a page (not a history restore, which needs
     the whole page)."""
     htmx = getattr(request, "htmx", None)  # django_htmx.middleware.HtmxDetails

@@ -27,7 +27,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from gateway.api import _with_effective_status
+from gateway.api import with_effective_status
 from gateway.forms import TokenQuotaForm, add_service_errors
 from gateway.forms_dialogs import (
     ApiKeyCreateForm,
@@ -39,14 +39,14 @@ from gateway.forms_dialogs import (
 )
 from gateway.models import Gateway, GatewayStatus
 from gateway.permissions import Action, can, can_change_api_key, gateways_for, groups_for
-from gateway.services import _copy_name, gateway_delete, gateway_duplicate, gateway_update
+from gateway.services import copy_name, gateway_delete, gateway_duplicate, gateway_update
 from gateway.views import (
     KeyRow,
-    _gateway_to_manage,
-    _partial,
-    _save,
-    _spend_budget_of,
-    _token_quota_save,
+    gateway_to_manage,
+    is_partial,
+    save_form,
+    spend_budget_of,
+    token_quota_save,
 )
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
@@ -67,7 +67,7 @@ KEYS_PER_PAGE = 50
 
 def _dialog(request: HttpRequest, template: str, context: dict) -> HttpResponse:
     """The dialog's body for htmx (`<template>#body`), else its page (no JavaScript)."""
-    partial = _partial(request)
+    partial = is_partial(request)
     response = render(request, template + ("#body" if partial else ""), {**context, "standalone": not partial})
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -76,7 +76,7 @@ def _dialog(request: HttpRequest, template: str, context: dict) -> HttpResponse:
 def _done(request: HttpRequest, message: str, dialog: str, next_url: str) -> HttpResponse:
     """After a successful change: htmx closes `dialog`, shows a toast and refreshes the page
     region; other clients are redirected to `next_url` with the message."""
-    if not _partial(request):
+    if not is_partial(request):
         messages.success(request, message)
         return redirect(next_url)
     response = HttpResponse("")
@@ -95,7 +95,7 @@ def _show_secret(request: HttpRequest, template: str, context: dict, message: st
     (a GET of the same URL shows the form)."""
     response = _dialog(request, template, context)
     response["Cache-Control"] = "no-store"
-    if _partial(request):
+    if is_partial(request):
         _after_change(response, message)
     return response
 
@@ -132,11 +132,11 @@ def _api_key_to_change(request: HttpRequest, key_pk: int) -> ApiKey:
 def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
     """Manage token quota: Unlimited, or tokens (every type) per refresh period, soft or hard.
     The same save as the Limits tab (`quotas.services.token_quota_set`)."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     quota = TokenQuota.objects.filter(gateway=gateway).first()
     if request.method == "POST":
         form = TokenQuotaForm(request.POST)
-        if _save(form, lambda data: _token_quota_save(gateway, data)):
+        if save_form(form, lambda data: token_quota_save(gateway, data)):
             detail = reverse("gateway-detail", args=[gateway.pk])
             return _done(request, "Token quota saved.", "token-quota-dialog", detail)
     else:
@@ -149,7 +149,7 @@ def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
 def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
     """Manage expiration: a new expiry for one of the gateway's API keys (7/30/60/90 days,
     Long-lived, or a custom UTC date-time). `?key=<id>` preselects a key."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     if request.method == "POST":
         form = ManageExpirationForm(request.POST, gateway=gateway)
         if form.is_valid():
@@ -176,7 +176,7 @@ def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
 def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Duplicate: the same configuration under a new name, with a new API key shown once
     (`gateway.services.gateway_duplicate`)."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     if request.method == "POST":
         form = DuplicateForm(request.POST)
         if form.is_valid():
@@ -191,7 +191,7 @@ def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
                 message = f"AI gateway {copy.name} created."
                 return _show_secret(request, "gateway/dialogs/duplicate.html", context, message)
     else:
-        form = DuplicateForm(initial={"name": _copy_name(gateway)})
+        form = DuplicateForm(initial={"name": copy_name(gateway)})
     return _dialog(request, "gateway/dialogs/duplicate.html", {"gateway": gateway, "form": form})
 
 
@@ -202,7 +202,7 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
     every request of its API keys. htmx gets the page head back, with a toast.
 
     Answers 400 for any other status."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     wanted = request.POST.get("status", "")
     if wanted not in (GatewayStatus.ENABLED, GatewayStatus.DISABLED):
         return HttpResponseBadRequest("status must be enabled or disabled")
@@ -211,7 +211,7 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
         message = f"{gateway.name} is enabled: its API keys work again."
     else:
         message = f"{gateway.name} is disabled: requests with its API keys are refused."
-    if not _partial(request):
+    if not is_partial(request):
         messages.success(request, message)
         return redirect("gateway-detail", pk=gateway.pk)
     context = {
@@ -229,13 +229,13 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
 def gateway_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete, confirmed by typing the gateway's name: all its keys stop working at once; its
     usage and audit records stay (`gateway.services.gateway_delete`). Then the gateway list."""
-    gateway = _gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request, pk)
     if request.method == "POST":
         form = DeleteForm(request.POST, gateway=gateway)
         if form.is_valid():
             gateway_delete(gateway=gateway)
             messages.success(request, f"AI gateway {gateway.name} deleted. Its API keys stopped working.")
-            if _partial(request):
+            if is_partial(request):
                 return HttpResponseClientRedirect(reverse("gateway-list"))
             return redirect("gateway-list")
     else:
@@ -411,14 +411,14 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
         keys = keys.filter(Q(name__icontains=query) | Q(prefix__istartswith=query))
     status = request.GET.get("status", "")
     if status in STATUS_FILTERS:
-        keys = _with_effective_status(keys, status)
+        keys = with_effective_status(keys, status)
     else:
         status = ""
     page = Paginator(keys.order_by("-created_at", "-id"), KEYS_PER_PAGE).get_page(request.GET.get("page"))
     api_keys = list(page.object_list)
 
     now = timezone.now()
-    budgets = [b for b in (_spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
+    budgets = [b for b in (spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
     spent = spend_by_api_key(budgets=budgets, now=now)
     managed = set(groups_for(user, Action.MANAGE_GATEWAYS).values_list("pk", flat=True))
     creating = set(groups_for(user, Action.CREATE_KEYS).values_list("pk", flat=True))
@@ -443,7 +443,7 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
         "can_create_any": bool(creating) and bool(gateways),
         "can_manage_any": bool(managed),
     }
-    template = "keys/api_key_list.html" + ("#table" if _partial(request) else "")
+    template = "keys/api_key_list.html" + ("#table" if is_partial(request) else "")
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
