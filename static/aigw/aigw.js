@@ -124,7 +124,14 @@
 
   document.addEventListener("click", function (event) {
     const opener = event.target.closest("[data-open-dialog]");
-    if (opener) { document.getElementById(opener.dataset.openDialog).showModal(); }
+    if (opener) {
+      const dialog = document.getElementById(opener.dataset.openDialog);
+      dialog.showModal();
+      // Keyboard focus goes to the form's first field (htmx-loaded forms: see htmx:afterSwap).
+      const field = dialog.querySelector('[aria-invalid="true"]:not([disabled])') ||
+        dialog.querySelector("form input:not([type=hidden]):not([disabled]):not([readonly]), form select:not([disabled]), form textarea:not([disabled])");
+      if (field) { field.focus(); }
+    }
     const closer = event.target.closest("[data-close-dialog]");
     if (closer) { closer.closest("dialog").close(); }
     const copy = event.target.closest("[data-copy]");

@@ -24,6 +24,7 @@ def test_an_owner_creates_a_group_and_manages_its_members(live, page):
 
     page.get_by_role("button", name="Create resource group").click()
     dialog = page.get_by_role("dialog", name="Create resource group")
+    expect(dialog.get_by_label("Name")).to_be_focused()  # keyboard focus starts in the form
     dialog.get_by_role("button", name="Create").click()
     dialog = page.get_by_role("dialog", name="Create resource group")
     expect(dialog.get_by_text("Enter a name for the group.")).to_be_visible()
