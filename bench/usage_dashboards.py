@@ -105,9 +105,15 @@ def _seed(keys, total: int, now: datetime) -> None:
     began = time.perf_counter()
     while written < total:
         buffer = io.StringIO()
-        for _ in range(min(chunk, total - written)):
+        size = min(chunk, total - written)
+        # Events arrive in time order in production, so the table is seeded in time order too:
+        # each chunk covers its own slice of the 90 days, sorted (random order would make every
+        # time-ordered read a random heap access, which no real gateway's table looks like).
+        slice_start, slice_span = written / total * span, size / total * span
+        offsets = sorted(slice_start + rng.random() * slice_span for _ in range(size))
+        for offset in offsets:
             key = keys[int(rng.random() ** 1.6 * len(keys))]  # some keys much busier than others
-            at = start + timedelta(seconds=rng.random() * span)
+            at = start + timedelta(seconds=offset)
             input_tokens = rng.randrange(50, 8000)
             cached = input_tokens // 2 if rng.random() < 0.3 else 0
             output = rng.randrange(10, 2000)
