@@ -52,7 +52,7 @@ from rest_framework.response import Response
 from gateway.api import _ManagementView
 from gateway.models import Membership, Role
 from gateway.permissions import Action, groups_for
-from usage.models import TOKEN_FIELDS, AuditEvent, UsageEvent, UsageRollup
+from usage.models import TOKEN_FIELDS, AuditEvent, UsageEvent
 from usage.rollups import usage_series
 
 USAGE_EVENT_NOT_FOUND = "Usage event not found."
@@ -462,8 +462,7 @@ def _aggregates_from_rollups(user, params, since, until, bucket: str, group_by: 
         bucket=bucket,
         group_by=group_by,
         filters=filters,
-        events=UsageEvent.objects.filter(resource_group__in=groups),
-        rollups=UsageRollup.objects.filter(resource_group__in=groups),
+        groups=groups,
     )
     return [
         {

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import QuerySet
 
 from gateway.models import Gateway, ResourceGroup
 from gateway.permissions import Action, gateways_for, groups_for
@@ -21,7 +20,6 @@ from keys.models import ApiKey
 from quotas.models import LimitPeriod, RefreshPeriod, SpendBudget
 from quotas.periods import window_end, window_start
 from quotas.selectors import used_in_window
-from usage.models import UsageEvent, UsageRollup
 from usage.rollups import HOUR, UsagePoint, hour_floor, latency_percentile, usage_series
 
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
@@ -239,11 +237,6 @@ class Dashboard:
         return latency_percentile(self.totals.latency_histogram, 0.95)
 
 
-def _visible(user) -> tuple[QuerySet[UsageEvent], QuerySet[UsageRollup]]:
-    groups = groups_for(user, Action.VIEW)
-    return UsageEvent.objects.filter(resource_group__in=groups), UsageRollup.objects.filter(resource_group__in=groups)
-
-
 def _top(points, top: int) -> list[UsagePoint]:
     return sorted(points, key=lambda p: (-p.cost_usd, -p.total_tokens, str(p.key)))[:top]
 
@@ -269,13 +262,11 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
     """The dashboard of `scope` over `time_range` as `user` may see it: per-bucket series (every
     bucket, zeros included), totals, the top `top` models and API keys by cost, and the budget
     burn of the scope's own spend budget."""
-    events, rollups = _visible(user)
     common: dict[str, Any] = {
         "since": time_range.since,
         "until": time_range.until,
         "filters": scope.filters,
-        "events": events,
-        "rollups": rollups,
+        "groups": groups_for(user, Action.VIEW),
     }
     by_start = {point.start: point for point in usage_series(bucket=time_range.bucket, **common)}
     series = [by_start.get(start) or UsagePoint(start=start) for start in time_range.starts()]

@@ -130,16 +130,9 @@ LATENCY_BOUNDS_MS = (10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000
 LATENCY_FIELDS = tuple(f"latency_lt_{bound}" for bound in LATENCY_BOUNDS_MS) + ("latency_ge_max",)
 
 
-class UsageRollup(models.Model):
-    """The usage events of one UTC hour of one API key and model asked, added up (SPEC §7).
+class _RollupCounters(models.Model):
+    """What a rollup row adds up for one API key and model asked (see `UsageRollup`)."""
 
-    Maintained by `usage.rollups.rollup_dirty_hours`; read together with the raw events of the
-    hours it has not caught up with (`usage.rollups.usage_series`), so readers never wait for it.
-    Kept when raw events are purged. Token fields have `UsageEvent`'s meaning; `cost_usd` is the
-    exact sum (USD, Decimal); latency is kept as a sum (ms) and a histogram (`LATENCY_FIELDS`).
-    """
-
-    hour = models.DateTimeField()  # UTC, the start of the hour
     resource_group = models.ForeignKey("gateway.ResourceGroup", on_delete=models.PROTECT, related_name="+")
     gateway = models.ForeignKey("gateway.Gateway", on_delete=models.PROTECT, related_name="+")
     api_key = models.ForeignKey("keys.ApiKey", on_delete=models.PROTECT, related_name="+")
@@ -156,6 +149,21 @@ class UsageRollup(models.Model):
     latency_ms_sum = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class UsageRollup(_RollupCounters):
+    """The usage events of one UTC hour of one API key and model asked, added up (SPEC §7).
+
+    Maintained by `usage.rollups.rollup_dirty_hours`; read together with the raw events of the
+    hours it has not caught up with (`usage.rollups.usage_series`), so readers never wait for it.
+    Kept when raw events are purged. Token fields have `UsageEvent`'s meaning; `cost_usd` is the
+    exact sum (USD, Decimal); latency is kept as a sum (ms) and a histogram (`LATENCY_FIELDS`).
+    """
+
+    hour = models.DateTimeField()  # UTC, the start of the hour
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["hour", "api_key", "model_requested"], name="usage_rollup_unique"),
         ]
@@ -170,8 +178,31 @@ class UsageRollup(models.Model):
         return f"{self.hour:%Y-%m-%d %H}:00 key {self.api_key_id} {self.model_requested}: {self.requests}"
 
 
+class UsageRollupDay(_RollupCounters):
+    """The `UsageRollup` rows of one UTC day added up: rewritten in the same transaction as any
+    of its hours, so it always equals the sum of that day's hourly rows. Long ranges read it for
+    the days whose hours are all rolled up."""
+
+    day = models.DateTimeField()  # UTC, 00:00 of the day
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "api_key", "model_requested"], name="usage_rollup_day_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["gateway", "day"], name="rollup_day_gateway"),
+            models.Index(fields=["api_key", "day"], name="rollup_day_key"),
+            models.Index(fields=["resource_group", "day"], name="rollup_day_group"),
+            models.Index(fields=["day"], name="rollup_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} key {self.api_key_id} {self.model_requested}: {self.requests}"
+
+
 for _name in LATENCY_FIELDS:
     UsageRollup.add_to_class(_name, models.PositiveIntegerField(default=0))
+    UsageRollupDay.add_to_class(_name, models.PositiveIntegerField(default=0))
 
 
 class UsageRollupDirtyHour(models.Model):

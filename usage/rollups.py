@@ -37,12 +37,14 @@ from usage.models import (
     UsageEvent,
     UsageRetention,
     UsageRollup,
+    UsageRollupDay,
     UsageRollupDirtyHour,
 )
 
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 SUM_FIELDS = ("requests", "errors", *TOKEN_FIELDS, "cost_usd", "latency_ms_sum", *LATENCY_FIELDS)
 KEY_FIELDS = ("resource_group_id", "gateway_id", "api_key_id", "model_requested")
 # What `usage_series` can split a bucket by, and the column it groups on.
@@ -147,6 +149,26 @@ def recompute_hour(hour: datetime) -> int:
     return len(rows)
 
 
+def day_floor(instant: datetime) -> datetime:
+    """00:00 UTC of `instant`'s day (aware UTC)."""
+    return hour_floor(instant).replace(hour=0)
+
+
+def recompute_day(day: datetime) -> int:
+    """Replace the day rollups of the UTC day starting at `day` with the sums of its hourly
+    rollups; returns the number of rows written. Run in the transaction that changed an hour."""
+    rows = (
+        UsageRollup.objects.filter(hour__gte=day, hour__lt=day + DAY)
+        .values(*KEY_FIELDS)
+        .annotate(**_rollup_sums())
+        .order_by()
+    )
+    days = [UsageRollupDay(day=day, **{name: row[name] for name in (*KEY_FIELDS, *SUM_FIELDS)}) for row in rows]
+    UsageRollupDay.objects.filter(day=day).delete()
+    UsageRollupDay.objects.bulk_create(days)
+    return len(days)
+
+
 def _add_late_events(hour: datetime) -> int:
     """For an hour already purged: add its (late) raw events to its rollups, then delete them."""
     added = 0
@@ -176,6 +198,7 @@ def rollup_dirty_hours(*, limit: int = 500) -> int:
                 _add_late_events(hour)
             else:
                 recompute_hour(hour)
+            recompute_day(day_floor(hour))
             cleared += UsageRollupDirtyHour.objects.filter(hour=hour, token=mark.token).delete()[0]
     return cleared
 
@@ -253,7 +276,9 @@ def _ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     return [(start, end) for start, end in runs]
 
 
-def _narrow(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
+def _scoped(queryset: QuerySet, filters: dict[str, Any], groups: QuerySet | None) -> QuerySet:
+    if groups is not None:
+        queryset = queryset.filter(resource_group__in=groups)
     for name, value in filters.items():
         if value is not None and value != "":
             queryset = queryset.filter(**{FILTERS[name]: value})
@@ -267,13 +292,12 @@ def usage_series(
     bucket: str = "hour",
     group_by: str | tuple[str, ...] | None = None,
     filters: dict[str, Any] | None = None,
-    events: QuerySet[UsageEvent] | None = None,
-    rollups: QuerySet[UsageRollup] | None = None,
+    groups: QuerySet | None = None,
 ) -> list[UsagePoint]:
     """Usage per UTC `bucket` (`hour` or `day`) in [since, until), split by `group_by` (a key of
     `GROUP_BY`, or a tuple of them: each point's `key` is then the tuple of values) or not,
-    narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and by the querysets
-    `events` / `rollups` (e.g. the user's visible groups). Points are sorted by
+    narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and to the resource
+    `groups` given (a queryset: the user's visible groups; None: all). Points are sorted by
     start then key; buckets without requests are absent. Equal to adding up the raw events;
     before the retention watermark, where only rollups are left, partial hours at the ends of
     the range count whole.
@@ -321,19 +345,39 @@ def usage_series(
         if last_full_end < until:
             raw_ranges.append((last_full_end, until))
 
-        rollup_rows = _narrow(rollups if rollups is not None else UsageRollup.objects.all(), filters).filter(
+        # Whole clean days (for day and range buckets) come from the day rollups, the other
+        # whole clean hours from the hourly ones.
+        day_ranges: list[tuple[datetime, datetime]] = []
+        if bucket != "hour":
+            dirty_days = {day_floor(hour) for hour in dirty}
+            day = day_floor(first_full) if day_floor(first_full) == first_full else day_floor(first_full) + DAY
+            while day + DAY <= last_full_end:
+                if day not in dirty_days:
+                    if day_ranges and day_ranges[-1][1] == day:
+                        day_ranges[-1] = (day_ranges[-1][0], day + DAY)
+                    else:
+                        day_ranges.append((day, day + DAY))
+                day += DAY
+        hour_rows = _scoped(UsageRollup.objects.all(), filters, groups).filter(
             hour__gte=first_full, hour__lt=last_full_end
         )
-        for start, end in _ranges(dirty):
-            rollup_rows = rollup_rows.exclude(hour__gte=start, hour__lt=end)
-        grouped = _bucketed(rollup_rows, trunc, "hour", split).annotate(**_rollup_sums()).order_by()
+        for start, end in [*_ranges(dirty), *day_ranges]:
+            hour_rows = hour_rows.exclude(hour__gte=start, hour__lt=end)
+        grouped = _bucketed(hour_rows, trunc, "hour", split).annotate(**_rollup_sums()).order_by()
         _merge(points, grouped, split, since)
+        if day_ranges:
+            in_days = Q()
+            for start, end in day_ranges:
+                in_days |= Q(day__gte=start, day__lt=end)
+            day_rows = _scoped(UsageRollupDay.objects.all(), filters, groups).filter(in_days)
+            grouped = _bucketed(day_rows, trunc, "day", split).annotate(**_rollup_sums()).order_by()
+            _merge(points, grouped, split, since)
 
     if raw_ranges:
         in_ranges = Q()
         for start, end in raw_ranges:
             in_ranges |= Q(created_at__gte=start, created_at__lt=end)
-        raw = _narrow(events if events is not None else UsageEvent.objects.all(), filters).filter(in_ranges)
+        raw = _scoped(UsageEvent.objects.all(), filters, groups).filter(in_ranges)
         grouped = _bucketed(raw, trunc, "created_at", split).annotate(**_event_sums()).order_by()
         _merge(points, grouped, split, since)
     return sorted(points.values(), key=lambda point: (point.start, str(point.key)))

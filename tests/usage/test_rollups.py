@@ -16,7 +16,14 @@ from gateway.services import gateway_create
 from keys.services import api_key_create
 from tests.factories import ResourceGroupFactory
 from usage import jobs, rollups
-from usage.models import LATENCY_BOUNDS_MS, UsageEvent, UsageRetention, UsageRollup, UsageRollupDirtyHour
+from usage.models import (
+    LATENCY_BOUNDS_MS,
+    UsageEvent,
+    UsageRetention,
+    UsageRollup,
+    UsageRollupDay,
+    UsageRollupDirtyHour,
+)
 from usage.rollups import insert_events, latency_percentile, rollup_dirty_hours, usage_series
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +130,7 @@ def test_reading_usage_equals_adding_up_the_raw_events(
     keys, specs, since_s, length_s, bucket, group_by, filter_name, batch
 ):
     UsageRollup.objects.all().delete()
+    UsageRollupDay.objects.all().delete()
     UsageRollupDirtyHour.objects.all().delete()
     UsageEvent.objects.all().delete()
     events = [_event(keys, n, spec) for n, spec in enumerate(specs)]
@@ -256,3 +264,20 @@ def test_the_rollup_and_purge_jobs_are_scheduled_and_run_by_the_embedded_runner(
 
     assert results["rollup_usage"] == 1 and results["purge_usage_events"] == 0
     assert UsageRollup.objects.get().requests == 1
+
+
+def test_a_day_with_an_hour_not_rolled_up_again_is_read_from_hours_and_raw_events(keys):
+    """Day rollups only serve days whose hours are all rolled up: a day that gets new events
+    after its rollup is read from its clean hours and the raw events of the dirty one."""
+    insert_events([_event(keys, 1, (10 * 3600, 0, "mock/echo", 100, 50, 10**6, 200, 120, False))])
+    rollup_dirty_hours()
+    assert UsageRollupDay.objects.get().requests == 1
+    insert_events([_event(keys, 2, (10 * 3600 + 60, 0, "mock/echo", 7, 3, 10**5, 200, 80, False))])  # same hour
+
+    for bucket in ("day", "range"):
+        points = usage_series(since=START, until=START + timedelta(days=1), bucket=bucket)
+        assert [(p.requests, p.total_tokens, p.cost_usd) for p in points] == [(2, 160, Decimal("0.00011"))]
+    rollup_dirty_hours()
+    assert UsageRollupDay.objects.get().requests == 2
+    points = usage_series(since=START, until=START + timedelta(days=1), bucket="day")
+    assert [(p.requests, p.total_tokens) for p in points] == [(2, 160)]
