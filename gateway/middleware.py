@@ -1,4 +1,4 @@
-"""Request guards of the management API (`/api/`)."""
+"""Request guards: the management API's body limit and the console's sign-in lockout page."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 
 class ApiBodySizeMiddleware:
@@ -35,3 +36,22 @@ class ApiBodySizeMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+def sign_in_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """The sign-in page, answered 429, when django-axes has locked this username and address
+    (its `AXES_LOCKOUT_CALLABLE`): the form again, with the username kept and a message saying
+    for how long (`AIGW_LOGIN_LOCKOUT_MINUTES`) and who can unlock it sooner."""
+    from django.contrib.auth.forms import AuthenticationForm
+
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    form = AuthenticationForm(request, initial={"username": username})
+    context = {
+        "form": form,
+        "username": username,
+        "next": request.POST.get("next") or request.GET.get("next", ""),
+        "locked_out_minutes": settings.AIGW_LOGIN_LOCKOUT_MINUTES,
+    }
+    return render(request, "registration/login.html", context, status=429)

@@ -8,6 +8,7 @@ Parsing is strict (django-environ): `DEBUG=yes` is an error, not a silent False.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -57,6 +58,27 @@ DEBUG = _strict_bool("DEBUG", False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Reverse proxies (IP addresses or CIDRs) whose X-Forwarded-For is believed when finding the
+# client's address (gateway.client_address); empty: nobody's, the TCP peer is the client.
+AIGW_TRUSTED_PROXIES = [p.strip() for p in env.list("AIGW_TRUSTED_PROXIES", default=[]) if p.strip()]
+
+
+def _check_trusted_proxies(values: list[str]) -> None:
+    from ipaddress import ip_network
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    for value in values:
+        try:
+            ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"AIGW_TRUSTED_PROXIES: {value!r} is not an IP address or CIDR network"
+            ) from None
+
+
+_check_trusted_proxies(AIGW_TRUSTED_PROXIES)
+
 # Fail instead of falling back when PostgreSQL or Redis is configured but unreachable (CI).
 AIGW_REQUIRE_SERVICES = _strict_bool("AIGW_REQUIRE_SERVICES", False)
 
@@ -74,6 +96,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "gateway",
     "keys",
     "quotas",
@@ -92,6 +115,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "usage.audit.AuditMiddleware",
+    # Last: turns a locked-out sign-in into the login page with the lockout message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -194,6 +219,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): after AIGW_LOGIN_FAILURE_LIMIT failed sign-ins in a row, the
+# pair of that username and that client address is locked for AIGW_LOGIN_LOCKOUT_MINUTES. The
+# same username from another address, and other usernames from this one, can still sign in, so
+# nobody can lock an admin out from elsewhere. Unlock early with `manage.py axes_reset_username`.
+AIGW_LOGIN_FAILURE_LIMIT = env.int("AIGW_LOGIN_FAILURE_LIMIT", default=5)
+AIGW_LOGIN_LOCKOUT_MINUTES = env.int("AIGW_LOGIN_LOCKOUT_MINUTES", default=15)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = AIGW_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=AIGW_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "gateway.client_address.request_client_address"
+AXES_LOCKOUT_CALLABLE = "gateway.middleware.sign_in_locked_out"
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked are refused unchecked and do not extend the lock: it ends when stated.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gateway-list"
 LOGOUT_REDIRECT_URL = "login"
