@@ -12,7 +12,7 @@
 
 Creates and rotations accept an `Idempotency-Key` header (`gateway.idempotency`).
 
-Roles come from `gateway.permissions`: reading needs `Action.VIEW` in the gateway's resource
+Roles come from `gateway.permissions`: reading needs `Action.VIEW_SETTINGS` in the gateway's resource
 group, gateway writes `Action.MANAGE_GATEWAYS`, new keys `Action.CREATE_KEYS`. A gateway or key in
 a group the user is not a member of is 404, exactly like one that does not exist (never 403);
 members without the right get 403. Validation errors are DRF's `{"<field>": ["<message>"]}`, and
@@ -21,7 +21,6 @@ the services' Django `ValidationError`s are mapped to the API's field names.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -29,7 +28,6 @@ from rest_framework import exceptions, generics, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from gateway.models import Gateway, GatewayStatus, ResourceGroup
@@ -57,17 +55,6 @@ _API_FIELDS = {
     "limit_tokens": "token_quota",
     "tokens_per_minute": "tokens_per_minute",
 }
-
-
-def gateways_exception_handler(exc, context) -> Response | None:
-    """DRF's handler, plus: a Django `ValidationError` from a service → 400 `{"<api field>": [...]}`."""
-    if isinstance(exc, DjangoValidationError):
-        if hasattr(exc, "error_dict"):
-            detail = {_API_FIELDS.get(field, field): messages for field, messages in exc.message_dict.items()}
-        else:
-            detail = {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
-    return drf_exception_handler(exc, context)
 
 
 class ManagementPagination(PageNumberPagination):
@@ -264,7 +251,7 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 def _visible_gateway(user, pk: int) -> Gateway:
     """The live gateway `pk` if `user` may view its resource group; else 404, as for a missing one."""
-    gateway = gateways_for(user, Action.VIEW).select_related("resource_group").filter(pk=pk).first()
+    gateway = gateways_for(user, Action.VIEW_SETTINGS).select_related("resource_group").filter(pk=pk).first()
     if gateway is None:
         raise exceptions.NotFound(GATEWAY_NOT_FOUND)
     return gateway
@@ -274,7 +261,7 @@ def _visible_api_key(user, pk: int) -> ApiKey:
     """The API key `pk` of a live gateway `user` may view; else 404, as for a missing one."""
     api_key = (
         ApiKey.objects.select_related("gateway__resource_group")
-        .filter(pk=pk, gateway__in=gateways_for(user, Action.VIEW))
+        .filter(pk=pk, gateway__in=gateways_for(user, Action.VIEW_SETTINGS))
         .first()
     )
     if api_key is None:
@@ -291,10 +278,9 @@ def _require(user, action: Action, group: ResourceGroup, message: str) -> None:
 
 
 class _ManagementView(generics.GenericAPIView):
-    """Shared behaviour: the error handler of this module."""
+    """Shared behaviour: a service's 400 names the API's fields (`gateway.api_errors`)."""
 
-    def get_exception_handler(self):
-        return gateways_exception_handler
+    service_fields = _API_FIELDS
 
 
 class GatewayListView(_ManagementView):
@@ -305,7 +291,7 @@ class GatewayListView(_ManagementView):
 
     def get_queryset(self):
         """The live gateways in the groups where the user may view."""
-        return gateways_for(self.request.user, Action.VIEW).order_by("name", "id")
+        return gateways_for(self.request.user, Action.VIEW_SETTINGS).order_by("name", "id")
 
     @extend_schema(responses=GatewaySerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -341,7 +327,7 @@ class GatewayListView(_ManagementView):
         body = GatewayCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        group = groups_for(request.user, Action.VIEW).filter(pk=data["resource_group"]).first()
+        group = groups_for(request.user, Action.VIEW_SETTINGS).filter(pk=data["resource_group"]).first()
         if group is None:
             raise exceptions.ValidationError({"resource_group": ["No such resource group."]})
         _require(request.user, Action.MANAGE_GATEWAYS, group, MANAGE_DENIED)
@@ -476,10 +462,7 @@ class ApiKeyRotateView(_ManagementView):
         """Replace the key's secret."""
         api_key = _visible_api_key(request.user, pk)
         _require_key_right(request.user, api_key)
-        try:
-            api_key, secret = api_key_rotate(api_key=api_key)
-        except ValueError as error:
-            raise exceptions.ValidationError({"non_field_errors": [str(error)]}) from None
+        api_key, secret = api_key_rotate(api_key=api_key)
         return Response(ApiKeyWithSecretSerializer(api_key, context={"secret": secret}).data)
 
 
@@ -543,7 +526,9 @@ class ApiKeyListView(_ManagementView):
     )
     def get(self, request: Request) -> Response:
         """List the API keys, a page at a time."""
-        keys = ApiKey.objects.filter(gateway__in=gateways_for(request.user, Action.VIEW)).select_related("spend_budget")
+        keys = ApiKey.objects.filter(gateway__in=gateways_for(request.user, Action.VIEW_SETTINGS)).select_related(
+            "spend_budget"
+        )
         for name in ("gateway", "resource_group"):
             value = request.query_params.get(name)
             if value is not None:

@@ -7,25 +7,25 @@
 - `GET /resource-groups/<id>/members` (any member), `POST` (owner: add an existing user by
   username or email with a role), `PATCH` and `DELETE /resource-groups/<id>/members/<user id>`
   (owner). A group always keeps an owner: demoting or removing the last one is 409.
-- `GET /providers`, `GET /providers/<id>` (any member of any group; the credential is never
-  shown, only `credential_set`), `POST`, `PATCH`, `DELETE` (superusers and owners or admins of
-  any group: providers and models serve every group). A provider that models route to is 409 on
-  delete.
+- `GET /providers`, `GET /providers/<id>` (any signed-in user; the credential is never shown,
+  only `credential_set`), `POST`, `PATCH`, `DELETE` (platform admins only, SPEC §1: providers
+  and their credentials serve the whole instance; 403 for anyone else). Changing `base_url`
+  clears the stored credential unless a new one comes in the same request. A provider that
+  models route to is 409 on delete.
 - `GET /models`, `GET /models/<id>` and the writes, with the same rules. Prices are USD per
   million tokens as decimal strings; a model created without prices takes the genai-prices
-  defaults for its upstream model, and setting any price makes the price source `custom`.
+  defaults for its upstream model, and setting any price makes the price source `custom`. A
+  model that live gateways list is 409 on delete, naming them.
 
-Role rules come from `gateway.permissions`, the policy the console uses. A group the user is not a
-member of is 404 like a missing one.
+Reads go through `restrict(user, action)` and rules live in `gateway.services`, which raise the
+`gateway.errors` family; one handler renders them. A group the user is not a member of is 404
+like a missing one.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, cast
 
-from django.contrib.auth import get_user_model
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -34,10 +34,10 @@ from rest_framework.response import Response
 from gateway.api import ManagementPagination, _ManagementView
 from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.permissions import Action, can, can_manage_providers, can_read_providers, groups_for, role_in
+from gateway.permissions import Action, policy_for, require
 from gateway.pricing import Prices
 from gateway.services import (
-    LastOwner,
+    membership_add,
     membership_remove,
     membership_set,
     model_create,
@@ -55,15 +55,6 @@ GROUP_NOT_FOUND = "Resource group not found."
 MEMBER_NOT_FOUND = "Member not found."
 PROVIDER_NOT_FOUND = "Provider not found."
 MODEL_NOT_FOUND = "Model not found."
-OWNER_ONLY = "Changing a resource group or its members needs the owner role in it."
-PROVIDERS_DENIED = "Changing providers and models needs the owner or admin role in a resource group."
-
-
-class Conflict(exceptions.APIException):
-    """409: the change would break a rule of the current state (the last owner, a used provider)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 # Resource groups ----------------------------------------------------------------------------
@@ -80,11 +71,8 @@ class ResourceGroupSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_role(self, group: ResourceGroup) -> str | None:
-        """The user's role (`owner` for superusers), from the context's `roles` map when given."""
-        roles = self.context.get("roles")
-        if roles is not None and group.pk in roles:
-            return roles[group.pk]
-        return role_in(self.context["request"].user, group)
+        """The user's role (`owner` for superusers; null for a platform admin who is no member)."""
+        return policy_for(self.context["request"].user).role_in(group.pk)
 
 
 class ResourceGroupWriteSerializer(serializers.Serializer):
@@ -94,15 +82,10 @@ class ResourceGroupWriteSerializer(serializers.Serializer):
 
 
 def _visible_group(user, pk: int) -> ResourceGroup:
-    group = groups_for(user, Action.VIEW).filter(pk=pk).first()
+    group = ResourceGroup.objects.restrict(user, Action.VIEW_SETTINGS).filter(pk=pk).first()
     if group is None:
         raise exceptions.NotFound(GROUP_NOT_FOUND)
     return group
-
-
-def _require_owner(user, group: ResourceGroup) -> None:
-    if not can(user, Action.MANAGE_MEMBERS, group):
-        raise exceptions.PermissionDenied(OWNER_ONLY)
 
 
 class ResourceGroupListView(_ManagementView):
@@ -114,12 +97,9 @@ class ResourceGroupListView(_ManagementView):
     @extend_schema(responses=ResourceGroupSerializer(many=True))
     def get(self, request: Request) -> Response:
         """The groups the user is a member of (every group for superusers), by name."""
-        groups = groups_for(request.user, Action.VIEW).order_by("name", "id")
+        groups = ResourceGroup.objects.restrict(request.user, Action.VIEW_SETTINGS).order_by("name", "id")
         page = self.paginate_queryset(groups)
-        roles = dict(Membership.objects.filter(user=cast(Any, request.user)).values_list("resource_group_id", "role"))
-        if request.user.is_superuser:
-            roles = {group.pk: Role.OWNER for group in page or []}
-        data = ResourceGroupSerializer(page, many=True, context={"request": request, "roles": roles}).data
+        data = ResourceGroupSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
 
     @extend_schema(
@@ -133,10 +113,7 @@ class ResourceGroupListView(_ManagementView):
         """Create a resource group; the user becomes its owner."""
         body = ResourceGroupWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        name = body.validated_data["name"]
-        if ResourceGroup.objects.filter(name=name).exists():
-            raise exceptions.ValidationError({"name": [f"A resource group named '{name}' already exists."]})
-        group = resource_group_create(name=name, owner=request.user)
+        group = resource_group_create(name=body.validated_data["name"], owner=request.user)
         return Response(ResourceGroupSerializer(group, context={"request": request}).data, status=201)
 
 
@@ -154,7 +131,7 @@ class ResourceGroupDetailView(_ManagementView):
     def patch(self, request: Request, pk: int) -> Response:
         """Rename the group (owner)."""
         group = _visible_group(request.user, pk)
-        _require_owner(request.user, group)
+        require(request.user, Action.MANAGE_MEMBERS, group)
         body = ResourceGroupWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         group = resource_group_update(resource_group=group, name=body.validated_data["name"])
@@ -164,9 +141,7 @@ class ResourceGroupDetailView(_ManagementView):
     def delete(self, request: Request, pk: int) -> Response:
         """Delete the group (owner); a group that holds gateways, even deleted ones, is 409."""
         group = _visible_group(request.user, pk)
-        _require_owner(request.user, group)
-        if group.gateways.exists():
-            raise Conflict("The resource group holds gateways; their usage stays readable, so the group stays.")
+        require(request.user, Action.MANAGE_MEMBERS, group)
         resource_group_delete(resource_group=group)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -194,22 +169,11 @@ class MemberAddSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices)
 
-    def validate_user(self, value: str):
-        """The user whose username or email (case-insensitive) is `value`."""
-        user = get_user_model().objects.filter(Q(username=value) | Q(email__iexact=value), is_active=True).first()
-        if user is None:
-            raise serializers.ValidationError("No user has this username or email; they must sign up first.")
-        return user
-
 
 class MemberRoleSerializer(serializers.Serializer):
     """`PATCH /resource-groups/<id>/members/<user id>` body: the new `role`."""
 
     role = serializers.ChoiceField(choices=Role.choices)
-
-
-def _last_owner_conflict(exc: LastOwner) -> Conflict:
-    return Conflict(" ".join(exc.messages))
 
 
 class MemberListView(_ManagementView):
@@ -239,13 +203,12 @@ class MemberListView(_ManagementView):
     def post(self, request: Request, pk: int) -> Response:
         """Add an existing user with a role (owner); change a member's role with PATCH."""
         group = _visible_group(request.user, pk)
-        _require_owner(request.user, group)
+        require(request.user, Action.MANAGE_MEMBERS, group)
         body = MemberAddSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = body.validated_data["user"]
-        if Membership.objects.filter(resource_group=group, user=user).exists():
-            raise exceptions.ValidationError({"user": ["Already a member; change the role with PATCH."]})
-        membership = membership_set(resource_group=group, user=user, role=body.validated_data["role"])
+        membership = membership_add(
+            resource_group=group, user=body.validated_data["user"], role=body.validated_data["role"]
+        )
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -275,15 +238,12 @@ class MemberDetailView(_ManagementView):
     def patch(self, request: Request, pk: int, user_id: int) -> Response:
         """Change the member's role (owner); demoting the last owner is 409."""
         membership = self._membership(request, pk, user_id)
-        _require_owner(request.user, membership.resource_group)
+        require(request.user, Action.MANAGE_MEMBERS, membership.resource_group)
         body = MemberRoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            membership = membership_set(
-                resource_group=membership.resource_group, user=membership.user, role=body.validated_data["role"]
-            )
-        except LastOwner as exc:
-            raise _last_owner_conflict(exc) from exc
+        membership = membership_set(
+            resource_group=membership.resource_group, user=membership.user, role=body.validated_data["role"]
+        )
         return Response(MemberSerializer(membership).data)
 
     @extend_schema(
@@ -292,26 +252,12 @@ class MemberDetailView(_ManagementView):
     def delete(self, request: Request, pk: int, user_id: int) -> Response:
         """Remove the member (owner); removing the last owner is 409."""
         membership = self._membership(request, pk, user_id)
-        _require_owner(request.user, membership.resource_group)
-        try:
-            membership_remove(resource_group=membership.resource_group, user=membership.user)
-        except LastOwner as exc:
-            raise _last_owner_conflict(exc) from exc
+        require(request.user, Action.MANAGE_MEMBERS, membership.resource_group)
+        membership_remove(resource_group=membership.resource_group, user=membership.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # Providers and models -----------------------------------------------------------------------
-
-
-def _require_read(user, message: str) -> None:
-    if not can_read_providers(user):
-        raise exceptions.NotFound(message)
-
-
-def _require_manage(user, message: str) -> None:
-    _require_read(user, message)
-    if not can_manage_providers(user):
-        raise exceptions.PermissionDenied(PROVIDERS_DENIED)
 
 
 class ProviderSerializer(serializers.ModelSerializer):
@@ -332,7 +278,8 @@ class ProviderSerializer(serializers.ModelSerializer):
 
 class ProviderWriteSerializer(serializers.Serializer):
     """`POST /providers` and `PATCH /providers/<id>` body. `credential` is write-only: it is
-    encrypted at rest and never returned; on PATCH, absent keeps it and "" removes it."""
+    encrypted at rest and never returned; on PATCH, absent keeps it and "" removes it, and a
+    changed `base_url` without a new `credential` removes it too (it must be typed again)."""
 
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=ProviderKind.choices)
@@ -340,19 +287,9 @@ class ProviderWriteSerializer(serializers.Serializer):
     credential = serializers.CharField(required=False, allow_blank=True, write_only=True, trim_whitespace=True)
     settings = serializers.DictField(required=False, default=dict)
 
-    def validate_name(self, value: str) -> str:
-        """Provider names are unique."""
-        taken = Provider.objects.filter(name=value)
-        if self.instance is not None:
-            taken = taken.exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise serializers.ValidationError(f"A provider named '{value}' already exists.")
-        return value
-
 
 def _visible_provider(user, pk: int) -> Provider:
-    _require_read(user, PROVIDER_NOT_FOUND)
-    provider = Provider.objects.filter(pk=pk).first()
+    provider = Provider.objects.restrict(user, Action.VIEW_SETTINGS).filter(pk=pk).first()
     if provider is None:
         raise exceptions.NotFound(PROVIDER_NOT_FOUND)
     return provider
@@ -366,10 +303,8 @@ class ProviderListView(_ManagementView):
 
     @extend_schema(responses=ProviderSerializer(many=True))
     def get(self, request: Request) -> Response:
-        """Every provider (credentials never shown); empty for a user in no group."""
-        providers = (
-            Provider.objects.order_by("name", "pk") if can_read_providers(request.user) else Provider.objects.none()
-        )
+        """Every provider (credentials never shown)."""
+        providers = Provider.objects.restrict(request.user, Action.VIEW_SETTINGS).order_by("name", "pk")
         page = self.paginate_queryset(providers)
         return self.get_paginated_response(ProviderSerializer(page, many=True).data)
 
@@ -392,8 +327,8 @@ class ProviderListView(_ManagementView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        """Add a provider; its credential is encrypted before it is stored."""
-        _require_manage(request.user, PROVIDER_NOT_FOUND)
+        """Add a provider (platform admins); its credential is encrypted before it is stored."""
+        require(request.user, Action.MANAGE_PROVIDERS)
         body = ProviderWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -403,6 +338,7 @@ class ProviderListView(_ManagementView):
             base_url=data["base_url"],
             credential=data.get("credential", ""),
             settings=data["settings"],
+            actor=request.user,
         )
         return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
 
@@ -418,31 +354,30 @@ class ProviderDetailView(_ManagementView):
 
     @extend_schema(request=ProviderWriteSerializer, responses=ProviderSerializer)
     def patch(self, request: Request, pk: int) -> Response:
-        """Change any of `name`, `base_url`, `credential`, `settings` (the kind stays)."""
+        """Change any of `name`, `base_url`, `credential`, `settings` (platform admins; the kind
+        stays). A new `base_url` without a new `credential` removes the stored credential."""
         provider = _visible_provider(request.user, pk)
-        _require_manage(request.user, PROVIDER_NOT_FOUND)
+        require(request.user, Action.MANAGE_PROVIDERS)
         body = ProviderWriteSerializer(provider, data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        if "kind" in data and data["kind"] != provider.kind:
-            raise exceptions.ValidationError({"kind": ["The kind of a provider cannot change; add a new provider."]})
         provider = provider_update(
             provider=provider,
             name=data.get("name"),
+            kind=data.get("kind"),
             base_url=data.get("base_url"),
             credential=data.get("credential"),
             settings=data.get("settings"),
+            actor=request.user,
         )
         return Response(ProviderSerializer(provider).data)
 
     @extend_schema(responses={204: None, 409: OpenApiResponse(description="Models route to this provider.")})
     def delete(self, request: Request, pk: int) -> Response:
-        """Delete a provider no model routes to."""
+        """Delete a provider no model routes to (platform admins)."""
         provider = _visible_provider(request.user, pk)
-        _require_manage(request.user, PROVIDER_NOT_FOUND)
-        if provider.models.exists():
-            raise Conflict("Models route to this provider; delete them or route them elsewhere first.")
-        provider_delete(provider=provider)
+        require(request.user, Action.MANAGE_PROVIDERS)
+        provider_delete(provider=provider, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -491,7 +426,7 @@ class ModelWriteSerializer(serializers.Serializer):
     from the genai-prices library for `upstream_model` (default: `name`)."""
 
     name = serializers.CharField(max_length=200)
-    provider = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.all())
+    provider = serializers.PrimaryKeyRelatedField(queryset=Provider.objects.none())
     upstream_model = serializers.CharField(max_length=200, required=False, allow_blank=False)
     input_price_per_mtok = _price_field()
     cached_input_price_per_mtok = _price_field()
@@ -500,14 +435,12 @@ class ModelWriteSerializer(serializers.Serializer):
     max_output_tokens = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     enabled = serializers.BooleanField(required=False)
 
-    def validate_name(self, value: str) -> str:
-        """Model names are unique: they are what applications send as `model`."""
-        taken = Model.objects.filter(name=value)
-        if self.instance is not None:
-            taken = taken.exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise serializers.ValidationError(f"A model named '{value}' already exists.")
-        return value
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")  # absent while drf-spectacular draws the schema
+        if request is not None:
+            field = self.fields["provider"]
+            field.queryset = Provider.objects.restrict(request.user, Action.MANAGE_PROVIDERS)  # type: ignore[attr-defined]
 
 
 _PRICE_FIELDS = (
@@ -519,8 +452,7 @@ _PRICE_FIELDS = (
 
 
 def _visible_model(user, pk: int) -> Model:
-    _require_read(user, MODEL_NOT_FOUND)
-    model = Model.objects.filter(pk=pk).first()
+    model = Model.objects.restrict(user, Action.VIEW_SETTINGS).filter(pk=pk).first()
     if model is None:
         raise exceptions.NotFound(MODEL_NOT_FOUND)
     return model
@@ -534,8 +466,8 @@ class ModelListView(_ManagementView):
 
     @extend_schema(responses=ModelSerializer(many=True))
     def get(self, request: Request) -> Response:
-        """Every model with its prices, by name; empty for a user in no group."""
-        models = Model.objects.order_by("name", "pk") if can_read_providers(request.user) else Model.objects.none()
+        """Every model with its prices, by name."""
+        models = Model.objects.restrict(request.user, Action.VIEW_SETTINGS).order_by("name", "pk")
         page = self.paginate_queryset(models)
         return self.get_paginated_response(ModelSerializer(page, many=True).data)
 
@@ -559,9 +491,9 @@ class ModelListView(_ManagementView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        """Add a model routed to a provider."""
-        _require_manage(request.user, MODEL_NOT_FOUND)
-        body = ModelWriteSerializer(data=request.data)
+        """Add a model routed to a provider (platform admins)."""
+        require(request.user, Action.MANAGE_PROVIDERS)
+        body = ModelWriteSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data = body.validated_data
         given = {field: data.get(field) for field in _PRICE_FIELDS if field in data}
@@ -579,9 +511,9 @@ class ModelListView(_ManagementView):
             upstream_model=data.get("upstream_model"),
             prices=prices,
             max_output_tokens=data.get("max_output_tokens"),
+            enabled=data.get("enabled", True),
+            actor=request.user,
         )
-        if data.get("enabled") is False:
-            model = model_update(model=model, enabled=False)
         return Response(ModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
@@ -598,10 +530,10 @@ class ModelDetailView(_ManagementView):
     def patch(self, request: Request, pk: int) -> Response:
         """Change a model; a changed price applies from the next request (events keep their cost)."""
         model = _visible_model(request.user, pk)
-        _require_manage(request.user, MODEL_NOT_FOUND)
-        body = ModelWriteSerializer(model, data=request.data, partial=True)
+        require(request.user, Action.MANAGE_PROVIDERS)
+        body = ModelWriteSerializer(model, data=request.data, partial=True, context={"request": request})
         body.is_valid(raise_exception=True)
-        model = model_update(model=model, **body.validated_data)
+        model = model_update(model=model, actor=request.user, **body.validated_data)
         return Response(ModelSerializer(model).data)
 
     @extend_schema(
@@ -611,12 +543,10 @@ class ModelDetailView(_ManagementView):
         }
     )
     def delete(self, request: Request, pk: int) -> Response:
-        """Delete a model: requests for it fail from then on; its usage events stay. A model in a
-        live gateway's allowed models is 409: removing it there could leave the list empty, which
-        means every model (disable the model with PATCH `enabled: false` instead)."""
+        """Delete a model (platform admins): requests for it fail from then on; its usage events
+        stay. A model that live gateways list is 409 naming them: a gateway's list changes only
+        by its own admins (disable the model with PATCH `enabled: false` instead)."""
         model = _visible_model(request.user, pk)
-        _require_manage(request.user, MODEL_NOT_FOUND)
-        if model.gateways.filter(deleted_at__isnull=True).exists():
-            raise Conflict("Gateways list this model in their allowed models; remove it there or disable the model.")
-        model_delete(model=model)
+        require(request.user, Action.MANAGE_PROVIDERS)
+        model_delete(model=model, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,14 +1,12 @@
 """Forms of the console's resource groups, members, providers and models pages. Validation that
-needs the database (taken names, the last owner) stays in `gateway.services`; the views copy
-its errors onto the form field they name."""
+needs the database (taken names, existing members, the last owner, models in use) lives in
+`gateway.services`; the views copy its errors onto the form field they name."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django import forms
-from django.contrib.auth import get_user_model
-from django.db.models import Q
 
 from gateway.models import ProviderKind, Role
 
@@ -44,13 +42,6 @@ class InviteForm(forms.Form):
         max_length=254, strip=True, error_messages={"required": "Enter the username or email of an existing user."}
     )
     role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Role.DEVELOPER)
-
-    def clean_user(self):
-        value = self.cleaned_data["user"]
-        user = get_user_model().objects.filter(Q(username=value) | Q(email__iexact=value), is_active=True).first()
-        if user is None:
-            raise forms.ValidationError("No user has this username or email; they must have an account first.")
-        return user
 
 
 class RoleForm(forms.Form):

@@ -8,16 +8,9 @@ from django.conf import settings
 from django.db import models
 
 from gateway.crypto import decrypt, encrypt
+from gateway.permissions import RestrictedQuerySet, Role
 
-
-class Role(models.TextChoices):
-    """A member's role in a resource group (SPEC §1)."""
-
-    OWNER = "owner", "Owner"
-    ADMIN = "admin", "Admin"
-    DEVELOPER = "developer", "Developer"
-    AUDITOR = "auditor", "Auditor"
-    VIEWER = "viewer", "Viewer"
+__all__ = ["Gateway", "GatewayStatus", "Membership", "Model", "Provider", "ProviderKind", "ResourceGroup", "Role"]
 
 
 class ResourceGroup(models.Model):
@@ -25,6 +18,9 @@ class ResourceGroup(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("id",)
 
     class Meta:
         ordering = ["name"]
@@ -40,6 +36,9 @@ class Membership(models.Model):
     resource_group = models.ForeignKey(ResourceGroup, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("resource_group_id",)
 
     class Meta:
         constraints = [
@@ -69,6 +68,9 @@ class Provider(models.Model):
     credential_encrypted = models.TextField(blank=True, editable=False)
     settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_catalog = True  # every signed-in user reads it; platform admins write it
 
     class Meta:
         ordering = ["name"]
@@ -111,6 +113,9 @@ class Model(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = RestrictedQuerySet.as_manager()
+    policy_catalog = True
+
     class Meta:
         ordering = ["name"]
 
@@ -138,21 +143,29 @@ class GatewayStatus(models.TextChoices):
 
 
 class Gateway(models.Model):
-    """A named AI gateway in one resource group, with its allowed models and API keys.
+    """A named AI gateway in one resource group, with its models and API keys.
 
-    `allowed_models` empty means every enabled model. A deleted gateway keeps its row
-    (`deleted_at` set) so that usage and audit records stay readable; its keys stop working.
+    Its models are explicit (SPEC §1): `all_models` True serves every enabled model of the
+    catalog; otherwise exactly `allowed_models`, and an empty list serves none (removing the last
+    model never widens a gateway). A deleted gateway keeps its row (`deleted_at` set) so that
+    usage and audit records stay readable; its keys stop working.
     """
 
     resource_group = models.ForeignKey(ResourceGroup, on_delete=models.PROTECT, related_name="gateways")
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=GatewayStatus.choices, default=GatewayStatus.ENABLED)
+    all_models = models.BooleanField(
+        default=False, help_text="Serve every enabled model of the catalog, instead of `allowed_models` only."
+    )
     allowed_models = models.ManyToManyField(Model, blank=True, related_name="gateways")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("resource_group_id",)
 
     class Meta:
         ordering = ["name"]

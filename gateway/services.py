@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from gateway.errors import Conflict, ValidationFailed, from_django
 from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
 from gateway.models import (
     Gateway,
@@ -20,6 +23,7 @@ from gateway.models import (
     ResourceGroup,
     Role,
 )
+from gateway.permissions import Action, forget_roles, require
 from gateway.pricing import Prices, default_prices
 from keys.models import ApiKey
 from keys.services import api_key_create
@@ -27,7 +31,7 @@ from quotas.models import RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 from usage.audit import audit_record, audit_snapshot
 
-GATEWAY_AUDIT_FIELDS = ["name", "status", "resource_group", "deleted_at"]
+GATEWAY_AUDIT_FIELDS = ["name", "status", "resource_group", "all_models", "deleted_at"]
 PROVIDER_AUDIT_FIELDS = ["name", "kind", "base_url", "settings"]  # never the credential
 MODEL_AUDIT_FIELDS = [
     "name",
@@ -43,10 +47,32 @@ MODEL_AUDIT_FIELDS = [
 ]
 
 
+def _ensure_group_name_free(*, name: str, exclude_pk: int | None = None) -> None:
+    """Resource group names are unique.
+
+    Raises:
+        ValidationFailed: `{"name": ...}` when another group has the name.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationFailed({"name": "A resource group needs a name."})
+    taken = ResourceGroup.objects.filter(name=name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationFailed({"name": f"A resource group named '{name}' already exists."})
+
+
 @transaction.atomic
 def resource_group_create(*, name: str, owner=None) -> ResourceGroup:
-    """Create a resource group; `owner` (a user), if given, becomes its owner."""
-    group = ResourceGroup.objects.create(name=name)
+    """Create a resource group; `owner` (a user), if given, becomes its owner. Any signed-in
+    user may create one (SPEC §1).
+
+    Raises:
+        ValidationFailed: `{"name": ...}` for a blank name or one another group has.
+    """
+    _ensure_group_name_free(name=name)
+    group = ResourceGroup.objects.create(name=name.strip())
     audit_record(action="resource_group.create", target=group, resource_group=group, after={"name": name})
     if owner is not None:
         membership_set(resource_group=group, user=owner, role=Role.OWNER)
@@ -57,39 +83,97 @@ def _ensure_name_free(*, resource_group: ResourceGroup, name: str, exclude_pk: i
     """A live gateway's name is unique in its resource group.
 
     Raises:
-        ValidationError: `{"name": ...}` when another live gateway there has it.
+        ValidationFailed: `{"name": ...}` when another live gateway there has it.
     """
+    if not name or not name.strip():
+        raise ValidationFailed({"name": "A gateway needs a name."})
     taken = Gateway.objects.filter(resource_group=resource_group, name=name, deleted_at__isnull=True)
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
     if taken.exists():
-        raise ValidationError({"name": f"A gateway named '{name}' already exists in {resource_group}."})
+        raise ValidationFailed({"name": f"A gateway named '{name}' already exists in {resource_group}."})
+
+
+def gateway_name_check(*, resource_group: ResourceGroup, name: str) -> None:
+    """Check that `name` is free for a new gateway in `resource_group` (for forms that validate
+    a step before the create).
+
+    Raises:
+        ValidationFailed: `{"name": ...}` when another live gateway there has it.
+    """
+    _ensure_name_free(resource_group=resource_group, name=name)
+
+
+SETTABLE_GATEWAY_STATUSES = (GatewayStatus.ENABLED, GatewayStatus.DISABLED)
+
+
+def _models_for(*, all_models: bool, models_: list[Model] | None) -> list[Model]:
+    """The list a gateway keeps: none when it serves all models.
+
+    Raises:
+        ValidationFailed: `{"models": ...}` for a disabled or unknown model.
+    """
+    if all_models:
+        return []
+    chosen = list(models_ or [])
+    ids = [m.pk for m in chosen]
+    if len(set(ids)) != Model.objects.filter(pk__in=ids).count():
+        raise ValidationFailed({"models": "Every model must be in the catalog."})
+    return chosen
 
 
 @transaction.atomic
-def gateway_update(*, gateway: Gateway, name: str | None = None, status: str | None = None) -> Gateway:
-    """Rename a gateway and/or enable or disable it (effective within the config TTL).
+def gateway_update(
+    *,
+    gateway: Gateway,
+    name: str | None = None,
+    status: str | None = None,
+    all_models: bool | None = None,
+    models: list[Model] | None = None,
+) -> Gateway:
+    """Rename a gateway, enable or disable it, and/or set its models (seen by the data plane on
+    its next reload). `all_models` True serves every enabled model; False serves exactly
+    `models` (an empty list serves none, never all). Passing `models` alone keeps the flag as it
+    is unless it was `all_models`, which then ends (the list is explicit).
 
     Raises:
-        ValidationError: for a name another live gateway of the group has.
+        ValidationFailed: for a name another live gateway of the group has (`name`), a status
+            other than `enabled`/`disabled` (`status`), a model outside the catalog (`models`).
     """
     fields = []
-    before = audit_snapshot(gateway, GATEWAY_AUDIT_FIELDS)
+    before = audit_snapshot(gateway, GATEWAY_AUDIT_FIELDS) or {}
+    before_models = _model_names(list(gateway.allowed_models.all()))
     if name is not None and name != gateway.name:
         _ensure_name_free(resource_group=gateway.resource_group, name=name, exclude_pk=gateway.pk)
         gateway.name = name
         fields.append("name")
     if status is not None and status != gateway.status:
+        if status not in SETTABLE_GATEWAY_STATUSES:
+            raise ValidationFailed({"status": 'A gateway\'s status can be set to "enabled" or "disabled".'})
         gateway.status = status
         fields.append("status")
-    if fields:
-        gateway.save(update_fields=fields)
+    models_changed = False
+    if all_models is not None or models is not None:
+        wanted_all = bool(all_models) if all_models is not None else False
+        chosen = _models_for(all_models=wanted_all, models_=models)
+        if wanted_all != gateway.all_models:
+            gateway.all_models = wanted_all
+            fields.append("all_models")
+        if _model_names(chosen) != before_models:
+            gateway.allowed_models.set(chosen)
+            models_changed = True
+    if fields or models_changed:
+        if fields:
+            gateway.save(update_fields=fields)
         audit_record(
             action="gateway.update",
             target=gateway,
             resource_group=gateway.resource_group_id,
-            before=before,
-            after=audit_snapshot(gateway, GATEWAY_AUDIT_FIELDS),
+            before={**before, "allowed_models": before_models},
+            after={
+                **(audit_snapshot(gateway, GATEWAY_AUDIT_FIELDS) or {}),
+                "allowed_models": _model_names(list(gateway.allowed_models.all())),
+            },
         )
     return gateway
 
@@ -120,6 +204,7 @@ def gateway_create(
     expires_at: datetime | None = None,
     key_name: str | None = None,
     allowed_models: list[Model] | None = None,
+    all_models: bool | None = None,
     spend_budget_usd: Decimal | None = None,
     spend_budget_refresh_period: str = RefreshPeriod.NONE,
     tokens_per_minute: int | None = None,
@@ -129,24 +214,34 @@ def gateway_create(
     `token_quota` (tokens, every type), `spend_budget_usd` (USD, at least 1) and
     `tokens_per_minute` are attached to the gateway, so they hold for all its keys; None means
     unlimited. `expires_at` (aware UTC) applies to the first key; None means no expiry.
+    The gateway's models: `all_models` True serves every enabled model; False exactly
+    `allowed_models`. With `all_models` None it is True when no list is given (the console's
+    and the API's create, which pick no models) and False otherwise.
     Returns `(gateway, api_key, secret)`; the secret is not stored anywhere.
 
     Raises:
-        django.core.exceptions.ValidationError: for a name another live gateway of the group
-            has, a budget below 1 USD or a bad TPM (nothing is created).
+        ValidationFailed: for a name another live gateway of the group has, a budget below
+            1 USD or a bad TPM (nothing is created).
     """
     _ensure_name_free(resource_group=resource_group, name=name)
+    if all_models is None:
+        all_models = allowed_models is None
+    chosen = _models_for(all_models=all_models, models_=allowed_models)
     gateway = Gateway.objects.create(
-        resource_group=resource_group, name=name, status=GatewayStatus.ENABLED, created_by=created_by
+        resource_group=resource_group,
+        name=name,
+        status=GatewayStatus.ENABLED,
+        created_by=created_by,
+        all_models=all_models,
     )
     audit_record(
         action="gateway.create",
         target=gateway,
         resource_group=resource_group,
-        after={**(audit_snapshot(gateway, GATEWAY_AUDIT_FIELDS) or {}), "allowed_models": _model_names(allowed_models)},
+        after={**(audit_snapshot(gateway, GATEWAY_AUDIT_FIELDS) or {}), "allowed_models": _model_names(chosen)},
     )
-    if allowed_models:
-        gateway.allowed_models.set(allowed_models)
+    if chosen:
+        gateway.allowed_models.set(chosen)
     if token_quota is not None:
         token_quota_set(gateway=gateway, limit_tokens=token_quota, refresh_period=token_quota_refresh_period)
     if spend_budget_usd is not None:
@@ -188,7 +283,7 @@ def gateway_duplicate(*, gateway: Gateway, name: str | None = None, created_by=N
     `name` defaults to `<name> (copy)` (then `(copy 2)`…). Returns `(gateway, api_key, secret)`.
 
     Raises:
-        ValidationError: `{"name": ...}` for a name another live gateway of the group has.
+        ValidationFailed: `{"name": ...}` for a name another live gateway of the group has.
     """
     name = name or copy_name(gateway)
     quota = TokenQuota.objects.filter(gateway=gateway).first()
@@ -199,6 +294,7 @@ def gateway_duplicate(*, gateway: Gateway, name: str | None = None, created_by=N
         name=name,
         created_by=created_by,
         allowed_models=list(gateway.allowed_models.all()),
+        all_models=gateway.all_models,
     )
     if quota is not None:
         token_quota_set(
@@ -230,12 +326,11 @@ def resource_group_update(*, resource_group: ResourceGroup, name: str) -> Resour
     """Rename a resource group.
 
     Raises:
-        ValidationError: `{"name": ...}` when another group has that name.
+        ValidationFailed: `{"name": ...}` when another group has that name.
     """
     if name == resource_group.name:
         return resource_group
-    if ResourceGroup.objects.filter(name=name).exclude(pk=resource_group.pk).exists():
-        raise ValidationError({"name": f"A resource group named '{name}' already exists."})
+    _ensure_group_name_free(name=name, exclude_pk=resource_group.pk)
     before = {"name": resource_group.name}
     resource_group.name = name
     resource_group.save(update_fields=["name"])
@@ -254,10 +349,10 @@ def resource_group_delete(*, resource_group: ResourceGroup) -> None:
     """Delete an empty resource group (no gateways, live or deleted: their usage stays readable).
 
     Raises:
-        ValidationError: `{"resource_group": ...}` while the group holds gateways.
+        Conflict: while the group holds gateways (their usage must stay readable).
     """
     if Gateway.objects.filter(resource_group=resource_group).exists():
-        raise ValidationError({"resource_group": "Delete or move its gateways first; a group with gateways stays."})
+        raise Conflict("The resource group holds gateways; their usage stays readable, so the group stays.")
     audit_record(
         action="resource_group.delete",
         target=resource_group,
@@ -267,8 +362,8 @@ def resource_group_delete(*, resource_group: ResourceGroup) -> None:
     resource_group.delete()
 
 
-class LastOwner(ValidationError):
-    """A change would leave a resource group without an owner."""
+class LastOwner(Conflict):
+    """409: a change would leave a resource group without an owner."""
 
 
 def _member_audit(action: str, membership: Membership, before: dict | None, after: dict | None) -> None:
@@ -299,7 +394,7 @@ def _ensure_other_owner(*, resource_group: ResourceGroup, user) -> None:
         .values_list("user_id", flat=True)
     )
     if not [uid for uid in owners if uid != user.pk]:
-        raise LastOwner({"role": "A resource group keeps at least one owner; make someone else owner first."})
+        raise LastOwner("A resource group keeps at least one owner; make someone else owner first.")
 
 
 @transaction.atomic
@@ -307,12 +402,13 @@ def membership_set(*, resource_group: ResourceGroup, user, role: str) -> Members
     """Give `user` the `role` in `resource_group` (adding or changing a member).
 
     Raises:
-        LastOwner: for demoting the group's only owner.
-        ValidationError: `{"role": ...}` for an unknown role.
+        LastOwner: for demoting the group's only owner (409).
+        ValidationFailed: `{"role": ...}` for an unknown role.
     """
     if role not in Role.values:
-        raise ValidationError({"role": f"Unknown role '{role}'; one of {', '.join(Role.values)}."})
+        raise ValidationFailed({"role": f"Unknown role '{role}'; one of {', '.join(Role.values)}."})
     _lock_members_of(resource_group)
+    forget_roles(user)
     membership = Membership.objects.select_for_update().filter(resource_group=resource_group, user=user).first()
     if membership is None:
         membership = Membership.objects.create(resource_group=resource_group, user=user, role=role)
@@ -329,6 +425,42 @@ def membership_set(*, resource_group: ResourceGroup, user, role: str) -> Members
     return membership
 
 
+def user_by_name_or_email(identifier: str):
+    """The active user whose username (exact) or e-mail address (any case) is `identifier`.
+
+    Raises:
+        ValidationFailed: `{"user": ...}` when nobody has it.
+    """
+    identifier = (identifier or "").strip()
+    user = (
+        get_user_model()
+        .objects.filter(Q(username=identifier) | Q(email__iexact=identifier), is_active=True)
+        .order_by("pk")
+        .first()
+        if identifier
+        else None
+    )
+    if user is None:
+        raise ValidationFailed({"user": "No user has this username or email; they must have an account first."})
+    return user
+
+
+@transaction.atomic
+def membership_add(*, resource_group: ResourceGroup, user, role: str) -> Membership:
+    """Add `user` (a user, or a username or e-mail address) to `resource_group` with `role`.
+
+    Raises:
+        ValidationFailed: `{"user": ...}` for an unknown user or one who is a member already
+            (change a role with `membership_set`), `{"role": ...}` for an unknown role.
+    """
+    if isinstance(user, str):
+        user = user_by_name_or_email(user)
+    _lock_members_of(resource_group)
+    if Membership.objects.filter(resource_group=resource_group, user=user).exists():
+        raise ValidationFailed({"user": f"{user.get_username()} is a member already; change their role instead."})
+    return membership_set(resource_group=resource_group, user=user, role=role)
+
+
 @transaction.atomic
 def membership_remove(*, resource_group: ResourceGroup, user) -> bool:
     """Remove `user` from `resource_group`; False when it was not a member.
@@ -337,6 +469,7 @@ def membership_remove(*, resource_group: ResourceGroup, user) -> bool:
         LastOwner: for removing the group's only owner.
     """
     _lock_members_of(resource_group)
+    forget_roles(user)
     membership = Membership.objects.select_for_update().filter(resource_group=resource_group, user=user).first()
     if membership is None:
         return False
@@ -347,15 +480,48 @@ def membership_remove(*, resource_group: ResourceGroup, user) -> bool:
     return True
 
 
+def _require_platform_admin(actor) -> None:
+    """Providers, credentials, models and prices serve the whole instance: only platform admins
+    change them (SPEC §1). `actor` None is aigw itself (migrations, management commands, jobs).
+
+    Raises:
+        PermissionDenied: for any other user (403).
+    """
+    if actor is not None:
+        require(actor, Action.MANAGE_PROVIDERS)
+
+
+def _ensure_provider_name_free(name: str, exclude_pk: int | None = None) -> None:
+    taken = Provider.objects.filter(name=name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationFailed({"name": f"A provider named '{name}' already exists."})
+
+
+def _save_provider(provider: Provider) -> None:
+    try:
+        provider.full_clean()
+    except DjangoValidationError as error:
+        raise from_django(error) from error
+    provider.save()
+
+
 @transaction.atomic
 def provider_create(
-    *, name: str, kind: str, base_url: str = "", credential: str = "", settings: dict | None = None
+    *, name: str, kind: str, base_url: str = "", credential: str = "", settings: dict | None = None, actor=None
 ) -> Provider:
-    """Create a provider; `credential` is encrypted before it is stored."""
+    """Create a provider; `credential` is encrypted before it is stored.
+
+    Raises:
+        PermissionDenied: when `actor` is not a platform admin.
+        ValidationFailed: for a taken name (`name`), an unknown kind (`kind`), a bad base URL.
+    """
+    _require_platform_admin(actor)
+    _ensure_provider_name_free(name)
     provider = Provider(name=name, kind=kind, base_url=base_url.rstrip("/"), settings=settings or {})
     provider.set_credential(credential)
-    provider.full_clean()
-    provider.save()
+    _save_provider(provider)
     audit_record(
         action="provider.create",
         target=provider,
@@ -369,47 +535,76 @@ def provider_update(
     *,
     provider: Provider,
     name: str | None = None,
+    kind: str | None = None,
     base_url: str | None = None,
     credential: str | None = None,
     settings: dict | None = None,
+    actor=None,
 ) -> Provider:
-    """Change a provider; `credential` None keeps the stored one, "" clears it. The audit event
-    records that the credential changed, never its value.
+    """Change a provider; `credential` None keeps the stored one, "" clears it. A changed base
+    URL clears the stored credential unless a new one comes in the same call (SPEC §1), so a
+    credential is never sent to an address it was not typed for. The audit event records that
+    the credential changed, never its value.
 
     Raises:
-        ValidationError: for a taken name or a bad base URL (nothing is saved).
+        PermissionDenied: when `actor` is not a platform admin.
+        ValidationFailed: for a taken name, a changed kind (`kind`: add a new provider), or a
+            bad base URL (nothing is saved).
     """
+    _require_platform_admin(actor)
     before = audit_snapshot(provider, PROVIDER_AUDIT_FIELDS) or {}
-    if name is not None:
+    had_credential = bool(provider.credential_encrypted)
+    if kind is not None and kind != provider.kind:
+        raise ValidationFailed({"kind": "The kind of a provider cannot change; add a new provider."})
+    if name is not None and name != provider.name:
+        _ensure_provider_name_free(name, exclude_pk=provider.pk)
         provider.name = name
-    if base_url is not None:
+    if base_url is not None and base_url.rstrip("/") != provider.base_url:
         provider.base_url = base_url.rstrip("/")
+        if credential is None:
+            credential = ""  # the old credential must be typed again for the new address
     if settings is not None:
         provider.settings = settings
     if credential is not None:
         provider.set_credential(credential)
-    provider.full_clean()
-    provider.save()
+    _save_provider(provider)
     after = audit_snapshot(provider, PROVIDER_AUDIT_FIELDS) or {}
-    if credential is not None:
-        before, after = {**before, "credential": "(previous)"}, {**after, "credential": "(changed)"}
+    if credential is not None and (credential or had_credential):
+        before = {**before, "credential": "(set)" if had_credential else "(none)"}
+        after = {**after, "credential": "(changed)" if credential else "(cleared)"}
     audit_record(action="provider.update", target=provider, before=before, after=after)
     return provider
 
 
 @transaction.atomic
-def provider_delete(*, provider: Provider) -> None:
+def provider_delete(*, provider: Provider, actor=None) -> None:
     """Delete a provider that no model routes to.
 
     Raises:
-        ValidationError: `{"provider": ...}` while models use it.
+        PermissionDenied: when `actor` is not a platform admin.
+        Conflict: while models route to it (409 naming them).
     """
-    if provider.models.exists():
-        raise ValidationError({"provider": "Models route to this provider; delete or move them first."})
+    _require_platform_admin(actor)
+    names = list(provider.models.order_by("name").values_list("name", flat=True)[:10])
+    if names:
+        raise Conflict(
+            f"Models route to this provider ({', '.join(names)}); delete them or route them elsewhere first."
+        )
     audit_record(action="provider.delete", target=provider, before=audit_snapshot(provider, PROVIDER_AUDIT_FIELDS))
     provider.delete()
 
 
+def _ensure_model_name_free(name: str, exclude_pk: int | None = None) -> None:
+    if not name or not name.strip():
+        raise ValidationFailed({"name": "A model needs a name."})
+    taken = Model.objects.filter(name=name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationFailed({"name": f"A model named '{name}' already exists."})
+
+
+@transaction.atomic
 def model_create(
     *,
     name: str,
@@ -417,18 +612,31 @@ def model_create(
     upstream_model: str | None = None,
     prices: Prices | None = None,
     max_output_tokens: int | None = None,
+    enabled: bool = True,
+    actor=None,
 ) -> Model:
     """Create a model routed to `provider`.
 
     With `prices` None the defaults come from genai-prices for `upstream_model` (price source
     `genai-prices`), or the model stays unpriced (`none`); given prices are `custom`.
+
+    Raises:
+        PermissionDenied: when `actor` is not a platform admin.
+        ValidationFailed: for a name another model has (`name`) or a negative price.
     """
+    _require_platform_admin(actor)
+    _ensure_model_name_free(name)
     upstream_model = upstream_model or name
     source = Model.PriceSource.CUSTOM
     if prices is None:
         prices = default_prices(upstream_model, provider.kind)
         source = Model.PriceSource.GENAI_PRICES if prices else Model.PriceSource.NONE
     prices = prices or Prices()
+    for field, value in zip(
+        MODEL_PRICE_FIELDS, (prices.input, prices.cached_input, prices.cache_write, prices.output), strict=True
+    ):
+        if value is not None and value < 0:
+            raise ValidationFailed({field: "A price cannot be negative."})
     model = Model.objects.create(
         name=name,
         provider=provider,
@@ -439,6 +647,7 @@ def model_create(
         output_price_per_mtok=prices.output,
         price_source=source,
         max_output_tokens=max_output_tokens,
+        enabled=enabled,
     )
     audit_record(action="model.create", target=model, after=audit_snapshot(model, MODEL_AUDIT_FIELDS))
     return model
@@ -453,36 +662,64 @@ MODEL_PRICE_FIELDS = (
 
 
 @transaction.atomic
-def model_update(*, model: Model, **changes) -> Model:
-    """Change a model: `provider`, `upstream_model`, `max_output_tokens`, `enabled` and the four
-    prices (USD per million tokens, Decimal or None). Changing a price makes the price source
-    `custom`; prices apply to requests from then on (usage events keep the cost they had).
+def model_update(*, model: Model, actor=None, **changes) -> Model:
+    """Change a model: `name`, `provider`, `upstream_model`, `max_output_tokens`, `enabled` and
+    the four prices (USD per million tokens, Decimal or None). Changing a price makes the price
+    source `custom`; prices apply to requests from then on (usage events keep the cost they had).
 
     Raises:
-        ValidationError: for an unknown field name or a negative price.
+        PermissionDenied: when `actor` is not a platform admin.
+        ValidationFailed: for an unknown field name, a taken name or a negative price.
     """
+    _require_platform_admin(actor)
     allowed = {"name", "provider", "upstream_model", "max_output_tokens", "enabled", *MODEL_PRICE_FIELDS}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationError({field: "Not a field of a model." for field in unknown})
+        raise ValidationFailed({field: "Not a field of a model." for field in sorted(unknown)})
+    if "name" in changes and changes["name"] != model.name:
+        _ensure_model_name_free(changes["name"], exclude_pk=model.pk)
     before = audit_snapshot(model, MODEL_AUDIT_FIELDS)
     for field, value in changes.items():
         if field in MODEL_PRICE_FIELDS:
             value = None if value is None else Decimal(value)
             if value is not None and value < 0:
-                raise ValidationError({field: "A price cannot be negative."})
+                raise ValidationFailed({field: "A price cannot be negative."})
             if value != getattr(model, field):
                 model.price_source = Model.PriceSource.CUSTOM
         setattr(model, field, value)
-    model.full_clean()
+    try:
+        model.full_clean()
+    except DjangoValidationError as error:
+        raise from_django(error) from error
     model.save()
     audit_record(action="model.update", target=model, before=before, after=audit_snapshot(model, MODEL_AUDIT_FIELDS))
     return model
 
 
+def gateways_listing(model: Model) -> list[Gateway]:
+    """The live gateways whose explicit model list holds `model` (not those serving all models)."""
+    return list(model.gateways.filter(deleted_at__isnull=True, all_models=False).order_by("name", "pk"))
+
+
 @transaction.atomic
-def model_delete(*, model: Model) -> None:
-    """Delete a model: it leaves every gateway's allowed models; usage events keep its name."""
+def model_delete(*, model: Model, actor=None) -> None:
+    """Delete a model that no live gateway lists; usage events keep its name.
+
+    A gateway's list is explicit (SPEC §1): taking a model out of it is a change to that gateway,
+    made by its admins, so the catalog cannot remove it underneath them, and the list can never
+    become empty (which once meant "every model") behind their back.
+
+    Raises:
+        PermissionDenied: when `actor` is not a platform admin.
+        Conflict: while live gateways list it (409 naming them; disable the model instead).
+    """
+    _require_platform_admin(actor)
+    listing = gateways_listing(model)
+    if listing:
+        names = ", ".join(f"'{g.name}'" for g in listing[:10])
+        raise Conflict(
+            f"Gateways list this model: {names}. Remove it from their models first, or disable the model instead."
+        )
     audit_record(action="model.delete", target=model, before=audit_snapshot(model, MODEL_AUDIT_FIELDS))
     model.delete()
 

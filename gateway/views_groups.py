@@ -2,29 +2,30 @@
 
 The rules are the API's (`gateway.api_groups`) through the one policy of `gateway.permissions`:
 any signed-in user may create a group and becomes its owner; owners rename, delete and manage
-members; owners and admins of any group manage providers and models (instance-wide); everyone
-else reads. Another group is a 404; a change the role may not make is a 403. Every change goes
-through `gateway.services`, which writes the audit trail. Forms post plainly (redirect and a
-message) and with htmx (the page region comes back, errors inline).
+members; only platform admins (is_staff) manage providers, credentials and models, and only they
+test a provider's connection; every signed-in user reads the catalog (never a credential).
+Another group is a 404; a change the role may not make is a 403. Every change goes through
+`gateway.services`, which holds the rules, raises the `gateway.errors` family and writes the
+audit trail. Forms post plainly (redirect and a message) and with htmx (the page region comes
+back, errors inline).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from gateway.forms import add_service_errors
+from gateway.errors import ApplicationError, add_service_errors
 from gateway.forms_groups import (
     GroupDeleteForm,
     GroupNameForm,
@@ -34,10 +35,11 @@ from gateway.forms_groups import (
     RoleForm,
 )
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.permissions import Action, can, can_manage_providers, can_read_providers, groups_for, role_in
+from gateway.permissions import Action, can, policy_for, require
 from gateway.pricing import Prices, default_prices
 from gateway.provider_check import provider_test_connection
 from gateway.services import (
+    membership_add,
     membership_remove,
     membership_set,
     model_create,
@@ -60,36 +62,40 @@ def group_list(request: HttpRequest) -> HttpResponse:
     user becomes its owner)."""
     form = GroupNameForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        name = form.cleaned_data["name"]
-        if ResourceGroup.objects.filter(name=name).exists():
-            form.add_error("name", f"A resource group named '{name}' already exists.")
+        try:
+            group = resource_group_create(name=form.cleaned_data["name"], owner=request.user)
+        except ApplicationError as error:
+            add_service_errors(form, error, default="name")
         else:
-            group = resource_group_create(name=name, owner=request.user)
             messages.success(request, f"Resource group {group.name} created; you are its owner.")
             return redirect("group-detail", pk=group.pk)
+    policy = policy_for(request.user)
     groups = (
-        groups_for(request.user)
+        ResourceGroup.objects.restrict(request.user, Action.VIEW_SETTINGS)
         .annotate(
             gateway_count=Count("gateways", filter=Q(gateways__deleted_at__isnull=True), distinct=True),
             member_count=Count("memberships", distinct=True),
         )
         .order_by("name")
     )
-    roles = dict(Membership.objects.filter(user=cast(Any, request.user)).values_list("resource_group_id", "role"))
-    rows = [(group, Role.OWNER if request.user.is_superuser else roles.get(group.pk)) for group in groups]
+    rows = [(group, policy.role_in(group.pk)) for group in groups]
     status = 400 if form.errors else 200
     return render(request, "groups/group_list.html", {"rows": rows, "form": form}, status=status)
 
 
 def _group(request: HttpRequest, pk: int) -> ResourceGroup:
-    return get_object_or_404(groups_for(request.user), pk=pk)
+    return get_object_or_404(ResourceGroup.objects.restrict(request.user, Action.VIEW_SETTINGS), pk=pk)
 
 
 def _owned_group(request: HttpRequest, pk: int) -> ResourceGroup:
     group = _group(request, pk)
-    if not can(request.user, Action.MANAGE_MEMBERS, group):
-        raise PermissionDenied("Only owners of the resource group may change it or its members.")
+    require(request.user, Action.MANAGE_MEMBERS, group)
     return group
+
+
+def _member(request: HttpRequest, group: ResourceGroup, user_id: int) -> Membership:
+    members = Membership.objects.restrict(request.user, Action.VIEW_SETTINGS).select_related("user")
+    return get_object_or_404(members, resource_group=group, user_id=user_id)
 
 
 @login_required
@@ -97,10 +103,15 @@ def group_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse:
     """A group: its gateways and members; owners also get invite, role, remove, rename, delete."""
     group = _group(request, pk)
     is_owner = can(request.user, Action.MANAGE_MEMBERS, group)
-    members = Membership.objects.filter(resource_group=group).select_related("user").order_by("user__username")
+    members = (
+        Membership.objects.restrict(request.user, Action.VIEW_SETTINGS)
+        .filter(resource_group=group)
+        .select_related("user")
+        .order_by("user__username")
+    )
     context = {
         "group": group,
-        "role": role_in(request.user, group),
+        "role": policy_for(request.user).role_in(group.pk),
         "is_owner": is_owner,
         "members": members,
         "gateways": group.gateways.filter(deleted_at__isnull=True).order_by("name"),
@@ -121,12 +132,14 @@ def group_invite(request: HttpRequest, pk: int) -> HttpResponse:
     group = _owned_group(request, pk)
     form = InviteForm(request.POST)
     if form.is_valid():
-        user = form.cleaned_data["user"]
-        if Membership.objects.filter(resource_group=group, user=user).exists():
-            form.add_error("user", f"{user.get_username()} is already a member; change their role below.")
+        try:
+            membership = membership_add(
+                resource_group=group, user=form.cleaned_data["user"], role=form.cleaned_data["role"]
+            )
+        except ApplicationError as error:
+            add_service_errors(form, error, default="user")
         else:
-            membership_set(resource_group=group, user=user, role=form.cleaned_data["role"])
-            messages.success(request, f"{user.get_username()} added as {form.cleaned_data['role']}.")
+            messages.success(request, f"{membership.user.get_username()} added as {membership.role}.")
             return redirect("group-detail", pk=group.pk)
     return group_detail(request, pk, invite_form=form)
 
@@ -136,13 +149,13 @@ def group_invite(request: HttpRequest, pk: int) -> HttpResponse:
 def member_role(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
     """Change a member's role (owners); the last owner keeps the owner role."""
     group = _owned_group(request, pk)
-    membership = get_object_or_404(Membership.objects.select_related("user"), resource_group=group, user_id=user_id)
+    membership = _member(request, group, user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         return group_detail(request, pk, member_error="Pick one of the roles.")
     try:
         membership_set(resource_group=group, user=membership.user, role=form.cleaned_data["role"])
-    except ValidationError as error:
+    except ApplicationError as error:
         return group_detail(request, pk, member_error=" ".join(error.messages))
     messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
     return redirect("group-detail", pk=group.pk)
@@ -153,10 +166,10 @@ def member_role(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
 def member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
     """Remove a member (owners); the last owner cannot be removed."""
     group = _owned_group(request, pk)
-    membership = get_object_or_404(Membership.objects.select_related("user"), resource_group=group, user_id=user_id)
+    membership = _member(request, group, user_id)
     try:
         membership_remove(resource_group=group, user=membership.user)
-    except ValidationError as error:
+    except ApplicationError as error:
         return group_detail(request, pk, member_error=" ".join(error.messages))
     messages.success(request, f"{membership.user.get_username()} removed from {group.name}.")
     if membership.user == request.user:
@@ -173,7 +186,7 @@ def group_rename(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             resource_group_update(resource_group=group, name=form.cleaned_data["name"])
-        except ValidationError as error:
+        except ApplicationError as error:
             add_service_errors(form, error, default="name")
         else:
             messages.success(request, f"Resource group renamed to {group.name}.")
@@ -190,7 +203,7 @@ def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             resource_group_delete(resource_group=group)
-        except ValidationError as error:
+        except ApplicationError as error:
             add_service_errors(form, error, default="confirm_name")
         else:
             messages.success(request, f"Resource group {form.cleaned_data['confirm_name']} deleted.")
@@ -201,50 +214,56 @@ def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # Providers and models -------------------------------------------------------------------------
 
 
-def _readable_providers(request: HttpRequest) -> None:
-    """Providers and models are instance-wide; members of any group (and superusers) read them."""
-    if not can_read_providers(request.user):
-        raise PermissionDenied("Providers are visible to members of a resource group.")
+def _provider(request: HttpRequest, pk: int) -> Provider:
+    return get_object_or_404(Provider.objects.restrict(request.user, Action.VIEW_SETTINGS), pk=pk)
 
 
-def _manage_providers(request: HttpRequest) -> None:
-    if not can_manage_providers(request.user):
-        raise PermissionDenied("Only owners and admins of a resource group may change providers and models.")
+def _managed_provider(request: HttpRequest, pk: int) -> Provider:
+    """The provider `pk` for a platform admin; 403 for anyone else (SPEC §1)."""
+    provider = _provider(request, pk)
+    require(request.user, Action.MANAGE_PROVIDERS)
+    return provider
 
 
 @login_required
 def provider_list(request: HttpRequest) -> HttpResponse:
     """Every provider with its kind, base URL, whether a credential is set (never its value) and
-    its models; POST adds one (owners and admins)."""
-    _readable_providers(request)
+    its models; POST adds one (platform admins)."""
     form = ProviderForm(request.POST or None, initial={"kind": ProviderKind.OPENAI})
     if request.method == "POST":
-        _manage_providers(request)
+        require(request.user, Action.MANAGE_PROVIDERS)
         if form.is_valid():
             data = form.cleaned_data
             try:
                 provider = provider_create(
-                    name=data["name"], kind=data["kind"], base_url=data["base_url"], credential=data["credential"]
+                    name=data["name"],
+                    kind=data["kind"],
+                    base_url=data["base_url"],
+                    credential=data["credential"],
+                    actor=request.user,
                 )
-            except ValidationError as error:
+            except ApplicationError as error:
                 add_service_errors(form, error, default="name")
             else:
                 messages.success(request, f"Provider {provider.name} added. Test its connection, then add models.")
                 return redirect("provider-detail", pk=provider.pk)
-    providers = Provider.objects.annotate(model_count=Count("models")).order_by("name")
-    context = {"providers": providers, "form": form, "can_manage": can_manage_providers(request.user)}
+    providers = (
+        Provider.objects.restrict(request.user, Action.VIEW_SETTINGS)
+        .annotate(model_count=Count("models"))
+        .order_by("name")
+    )
+    context = {"providers": providers, "form": form, "can_manage": can(request.user, Action.MANAGE_PROVIDERS)}
     return render(request, "providers/provider_list.html", context, status=400 if form.errors else 200)
 
 
 @login_required
 def provider_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse:
-    """A provider, its settings form (owners and admins) and its models with their prices."""
-    _readable_providers(request)
-    provider = get_object_or_404(Provider, pk=pk)
+    """A provider, its settings form (platform admins) and its models with their prices."""
+    provider = _provider(request, pk)
     context = {
         "provider": provider,
-        "models": provider.models.order_by("name"),
-        "can_manage": can_manage_providers(request.user),
+        "models": Model.objects.restrict(request.user, Action.VIEW_SETTINGS).filter(provider=provider).order_by("name"),
+        "can_manage": can(request.user, Action.MANAGE_PROVIDERS),
         "edit_form": forms.get("edit_form")
         or ProviderForm(initial={"name": provider.name, "kind": provider.kind, "base_url": provider.base_url}),
         "model_form": forms.get("model_form") or ModelForm(),
@@ -258,21 +277,32 @@ def provider_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse
 @login_required
 @require_POST
 def provider_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    """Save a provider's name, base URL and (if typed) credential; blank keeps the credential."""
-    _readable_providers(request)
-    _manage_providers(request)
-    provider = get_object_or_404(Provider, pk=pk)
+    """Save a provider's name, base URL and (if typed) credential; blank keeps the credential,
+    unless the base URL changed: then the old credential is removed and must be typed again."""
+    provider = _managed_provider(request, pk)
     form = ProviderForm(request.POST)
     form.fields["kind"].required = False
     if form.is_valid():
         data = form.cleaned_data
         credential = "" if data["clear_credential"] else (data["credential"] or None)
+        had_credential = bool(provider.credential_encrypted)
         try:
-            provider_update(provider=provider, name=data["name"], base_url=data["base_url"], credential=credential)
-        except ValidationError as error:
+            provider_update(
+                provider=provider,
+                name=data["name"],
+                base_url=data["base_url"],
+                credential=credential,
+                actor=request.user,
+            )
+        except ApplicationError as error:
             add_service_errors(form, error, default="name")
         else:
-            messages.success(request, f"Provider {provider.name} saved.")
+            if had_credential and not provider.credential_encrypted and credential is None:
+                messages.warning(
+                    request, f"Provider {provider.name} saved. Its base URL changed, so type its credential again."
+                )
+            else:
+                messages.success(request, f"Provider {provider.name} saved.")
             return redirect("provider-detail", pk=provider.pk)
     return provider_detail(request, pk, edit_form=form)
 
@@ -280,13 +310,11 @@ def provider_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def provider_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    """Delete a provider no model routes to."""
-    _readable_providers(request)
-    _manage_providers(request)
-    provider = get_object_or_404(Provider, pk=pk)
+    """Delete a provider no model routes to (platform admins)."""
+    provider = _managed_provider(request, pk)
     try:
-        provider_delete(provider=provider)
-    except ValidationError as error:
+        provider_delete(provider=provider, actor=request.user)
+    except ApplicationError as error:
         return provider_detail(request, pk, delete_error=" ".join(error.messages))
     messages.success(request, f"Provider {provider.name} deleted.")
     return redirect("provider-list")
@@ -295,15 +323,25 @@ def provider_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def provider_test(request: HttpRequest, pk: int) -> HttpResponse:
-    """Test the provider's connection; htmx gets the result line, others the page and a message."""
-    _readable_providers(request)
-    _manage_providers(request)
-    provider = get_object_or_404(Provider, pk=pk)
+    """Test the provider's connection (platform admins: the call carries its credential); htmx
+    gets the result line, others the page and a message."""
+    provider = _managed_provider(request, pk)
     result = provider_test_connection(provider)
     if getattr(request, "htmx", False):
         return render(request, "providers/_connection_result.html", {"result": result, "provider": provider})
     (messages.success if result.ok else messages.error)(request, f"{provider.name}: {result.message}")
-    return redirect(request.POST.get("next") or reverse("provider-detail", args=[provider.pk]))
+    return redirect(_safe_next(request) or reverse("provider-detail", args=[provider.pk]))
+
+
+def _managed_model(request: HttpRequest, provider: Provider, model_pk: int) -> Model:
+    catalog = Model.objects.restrict(request.user, Action.MANAGE_PROVIDERS)
+    return get_object_or_404(catalog, pk=model_pk, provider=provider)
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    """The `next` form field when it is a path on this site (never another host)."""
+    target = request.POST.get("next") or ""
+    return target if url_has_allowed_host_and_scheme(target, allowed_hosts=None) and target.startswith("/") else None
 
 
 def _prices_from(data: dict) -> dict[str, Decimal | None]:
@@ -314,24 +352,23 @@ def _prices_from(data: dict) -> dict[str, Decimal | None]:
 @require_POST
 def model_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Add a model to the provider; all prices blank takes genai-prices' defaults."""
-    _readable_providers(request)
-    _manage_providers(request)
-    provider = get_object_or_404(Provider, pk=pk)
+    provider = _managed_provider(request, pk)
     form = ModelForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        if Model.objects.filter(name=data["name"]).exists():
-            form.add_error("name", f"A model named '{data['name']}' already exists.")
+        prices = _prices_from(data)
+        given = any(value is not None for value in prices.values())
+        try:
+            model = model_create(
+                name=data["name"],
+                provider=provider,
+                upstream_model=data["upstream_model"] or None,
+                prices=Prices(*prices.values()) if given else None,
+                actor=request.user,
+            )
+        except ApplicationError as error:
+            add_service_errors(form, error, default="name")
         else:
-            prices = _prices_from(data)
-            given = any(value is not None for value in prices.values())
-            with transaction.atomic():
-                model = model_create(
-                    name=data["name"],
-                    provider=provider,
-                    upstream_model=data["upstream_model"] or None,
-                    prices=Prices(*prices.values()) if given else None,
-                )
             source = "your prices" if given else model.get_price_source_display()
             messages.success(request, f"Model {model.name} added ({source}).")
             return redirect("provider-detail", pk=provider.pk)
@@ -342,16 +379,22 @@ def model_add(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def model_edit(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
     """Change a model's upstream name and prices (USD per million tokens)."""
-    _readable_providers(request)
-    _manage_providers(request)
-    model = get_object_or_404(Model, pk=model_pk, provider_id=pk)
+    provider = _managed_provider(request, pk)
+    model = get_object_or_404(
+        Model.objects.restrict(request.user, Action.MANAGE_PROVIDERS), pk=model_pk, provider=provider
+    )
     form = ModelForm(request.POST)
     form.fields["name"].required = False
     if form.is_valid():
         data = form.cleaned_data
         try:
-            model_update(model=model, upstream_model=data["upstream_model"] or model.name, **_prices_from(data))
-        except ValidationError as error:
+            model_update(
+                model=model,
+                upstream_model=data["upstream_model"] or model.name,
+                actor=request.user,
+                **_prices_from(data),
+            )
+        except ApplicationError as error:
             add_service_errors(form, error, default="name")
         else:
             messages.success(request, f"Model {model.name} saved.")
@@ -362,11 +405,16 @@ def model_edit(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def model_remove(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
-    """Delete a model (usage events keep its name)."""
-    _readable_providers(request)
-    _manage_providers(request)
-    model = get_object_or_404(Model, pk=model_pk, provider_id=pk)
-    model_delete(model=model)
+    """Delete a model (usage events keep its name); one that live gateways list is refused,
+    naming them, so that no gateway's list changes (or empties) behind its admins' back."""
+    provider = _managed_provider(request, pk)
+    model = get_object_or_404(
+        Model.objects.restrict(request.user, Action.MANAGE_PROVIDERS), pk=model_pk, provider=provider
+    )
+    try:
+        model_delete(model=model, actor=request.user)
+    except ApplicationError as error:
+        return provider_detail(request, pk, delete_error=" ".join(error.messages))
     messages.success(request, f"Model {model.name} deleted.")
     return redirect("provider-detail", pk=pk)
 
@@ -375,8 +423,7 @@ def model_remove(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
 def model_default_prices(request: HttpRequest, pk: int) -> HttpResponse:
     """The pricing library's default prices for `?upstream_model=` (or `?name=`) on this
     provider's kind, as the hint under the Add model form's prices."""
-    _readable_providers(request)
-    provider = get_object_or_404(Provider, pk=pk)
+    provider = _provider(request, pk)
     name = (request.GET.get("upstream_model") or request.GET.get("name") or "").strip()
     prices = default_prices(name, provider.kind) if name else None
     return render(request, "providers/_default_prices.html", {"name": name, "prices": prices})

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from gateway.permissions import RestrictedQuerySet
+
 
 class ApiKeyStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -42,6 +44,9 @@ class ApiKey(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("gateway__resource_group_id",)
 
     class Meta:
         ordering = ["-created_at"]

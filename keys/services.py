@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
+
+from gateway.errors import ValidationFailed
 
 from keys.models import ApiKey, ApiKeyStatus, ApiToken
 from keys.tokens import API_TOKEN_PREFIX, generate_secret, hash_secret, visible_prefix
@@ -55,19 +56,19 @@ def api_key_update(
     stays revoked. Effective on the data plane within the config TTL.
 
     Raises:
-        ValidationError: `{"name": …}` for a blank name, `{"expires_at": …}` for a past expiry.
+        ValidationFailed: `{"name": …}` for a blank name, `{"expires_at": …}` for a past expiry.
     """
     api_key = ApiKey.objects.select_related("gateway").select_for_update(of=("self",)).get(pk=api_key.pk)
     before = audit_snapshot(api_key, API_KEY_AUDIT_FIELDS)
     if name is not None:
         if not name.strip():
-            raise ValidationError({"name": "This field may not be blank."})
+            raise ValidationFailed({"name": "This field may not be blank."})
         api_key.name = name.strip()
     if clear_expiry:
         api_key.expires_at = None
     elif expires_at is not None:
         if expires_at <= timezone.now():
-            raise ValidationError({"expires_at": "Must be in the future."})
+            raise ValidationFailed({"expires_at": "Must be in the future."})
         api_key.expires_at = expires_at
     if api_key.status == ApiKeyStatus.EXPIRED and (api_key.expires_at is None or api_key.expires_at > timezone.now()):
         api_key.status = ApiKeyStatus.ACTIVE
@@ -97,11 +98,11 @@ def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
     Returns `(api_key, secret)`; the secret is in this answer only.
 
     Raises:
-        ValueError: for a revoked key (a revoked key stays revoked).
+        ValidationFailed: for a revoked key (a revoked key stays revoked).
     """
     api_key = ApiKey.objects.select_related("gateway").select_for_update(of=("self",)).get(pk=api_key.pk)
     if api_key.status == ApiKeyStatus.REVOKED:
-        raise ValueError("a revoked API key cannot be rotated")
+        raise ValidationFailed("A revoked API key cannot be rotated.")
     before = audit_snapshot(api_key, API_KEY_AUDIT_FIELDS)
     secret = generate_secret()
     api_key.prefix = visible_prefix(secret)

@@ -231,7 +231,7 @@ def _visible_api_key(user, key_id: int | None, *, not_found: str) -> ApiKey:
     if key_id is not None:
         api_key = (
             ApiKey.objects.select_related("gateway__resource_group", "spend_budget")
-            .filter(pk=key_id, gateway__in=gateways_for(user, Action.VIEW))
+            .filter(pk=key_id, gateway__in=gateways_for(user, Action.VIEW_SETTINGS))
             .first()
         )
     if api_key is None:
@@ -387,7 +387,7 @@ _ERRORS = {
 class QuotaView(APIView):
     """`/api/v1/quotas`: the spend budget of one API key, Vercel's Quotas API.
 
-    Reading needs `Action.VIEW` in the key's resource group (every role); POST, PATCH and DELETE
+    Reading needs `Action.VIEW_SETTINGS` in the key's resource group (every role); POST, PATCH and DELETE
     need `Action.MANAGE_GATEWAYS` (owner, admin), else 403. A key in a group the user is not a
     member of is 404 like a missing one. Order of checks: `quotaEntityId` (400), key (404),
     role (403), body (400), budget state (404, 409), the service's rules (400).

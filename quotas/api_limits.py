@@ -9,7 +9,7 @@
 - `PUT …/limits/rate-limit` `{"tokens_per_minute", "requests_per_minute"}` (at least one);
   `DELETE` removes it.
 
-Reading needs `Action.VIEW` in the owner's resource group; changing needs
+Reading needs `Action.VIEW_SETTINGS` in the owner's resource group; changing needs
 `Action.MANAGE_GATEWAYS` (owner, admin), else 403; an owner in a group the user is not a member
 of is 404. Writes go through `quotas.services`, which audit them. Changes reach the data plane
 within the config TTL.
@@ -141,15 +141,15 @@ def _owner(user, level: str, pk: int) -> tuple[ApiKey | Gateway | ResourceGroup,
     if level == Level.API_KEY:
         owner = (
             ApiKey.objects.select_related("gateway__resource_group")
-            .filter(pk=pk, gateway__in=gateways_for(user, Action.VIEW))
+            .filter(pk=pk, gateway__in=gateways_for(user, Action.VIEW_SETTINGS))
             .first()
         )
         group = owner.gateway.resource_group if owner is not None else None
     elif level == Level.GATEWAY:
-        owner = gateways_for(user, Action.VIEW).select_related("resource_group").filter(pk=pk).first()
+        owner = gateways_for(user, Action.VIEW_SETTINGS).select_related("resource_group").filter(pk=pk).first()
         group = owner.resource_group if owner is not None else None
     else:
-        owner = groups_for(user, Action.VIEW).filter(pk=pk).first()
+        owner = groups_for(user, Action.VIEW_SETTINGS).filter(pk=pk).first()
         group = owner
     if owner is None or group is None:
         raise exceptions.NotFound(NOT_FOUND[level])

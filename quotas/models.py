@@ -9,6 +9,8 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from gateway.permissions import RestrictedQuerySet
+
 
 class RefreshPeriod(models.TextChoices):
     """When a limit's window restarts; windows start at 00:00 UTC (SPEC §3)."""
@@ -51,6 +53,9 @@ class LimitOwner(models.Model):
     api_key_id: int | None
     gateway_id: int | None
     resource_group_id: int | None
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("api_key__gateway__resource_group_id", "gateway__resource_group_id", "resource_group_id")
 
     class Meta:
         abstract = True

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from gateway.errors import Conflict, ValidationFailed
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from usage.audit import audit_record, audit_snapshot
 
+BUDGET_EXISTS = "A spend budget exists for this owner; change it, or restore it if it was removed."
 MINIMUM_BUDGET_USD = Decimal(1)
 MAXIMUM_BUDGET_USD = Decimal(10**10)  # SpendBudget.limit_usd holds 10 digits before the point
 
 
-class BudgetExists(Exception):
-    """The owner already has a spend budget, archived or not (Vercel's quotas API answers 409)."""
+class BudgetExists(Conflict):
+    """409: the owner already has a spend budget, archived or not (Vercel's quotas API answers 409)."""
 
 
 def _owner_filter(*, api_key=None, gateway=None, resource_group=None) -> dict:
@@ -92,7 +93,7 @@ def token_quota_set(
         quota = None
     else:
         if limit_tokens <= 0:
-            raise ValueError("a token quota must be a positive number of tokens")
+            raise ValidationFailed({"limit_tokens": "A token quota must be a positive number of tokens."})
         _check_choice("refresh_period", refresh_period, RefreshPeriod)
         _check_choice("mode", mode, LimitMode)
         quota, _ = TokenQuota.objects.update_or_create(
@@ -149,20 +150,20 @@ def api_key_reactivate_after_token_quota(*, api_key_id: int) -> int:
 
 def _check_choice(field: str, value: str, choices) -> None:
     if value not in choices.values:
-        raise ValidationError({field: f"Must be one of {', '.join(choices.values)}, not {value!r}."})
+        raise ValidationFailed({field: f"Must be one of {', '.join(choices.values)}, not {value!r}."})
 
 
 def _usd(value) -> Decimal:
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
-        raise ValidationError({"limit_usd": "Must be a number of US dollars."}) from None
+        raise ValidationFailed({"limit_usd": "Must be a number of US dollars."}) from None
     if not amount.is_finite() or amount < MINIMUM_BUDGET_USD:
-        raise ValidationError({"limit_usd": f"Must be at least {MINIMUM_BUDGET_USD} USD."})
+        raise ValidationFailed({"limit_usd": f"Must be at least {MINIMUM_BUDGET_USD} USD."})
     if amount >= MAXIMUM_BUDGET_USD:
-        raise ValidationError({"limit_usd": f"Must be below {MAXIMUM_BUDGET_USD:,} USD."})
+        raise ValidationFailed({"limit_usd": f"Must be below {MAXIMUM_BUDGET_USD:,} USD."})
     if amount != amount.quantize(Decimal("0.0001")):
-        raise ValidationError({"limit_usd": "Use at most 4 decimal places."})
+        raise ValidationFailed({"limit_usd": "Use at most 4 decimal places."})
     return amount
 
 
@@ -181,21 +182,21 @@ def spend_budget_create(
 
     Raises:
         BudgetExists: it has one already, archived ones included (Vercel: POST returns 409).
-        ValidationError: for an amount below 1 USD, an unknown refresh period or mode.
+        ValidationFailed: for an amount below 1 USD, an unknown refresh period or mode.
     """
     owner = _owner_filter(api_key=api_key, gateway=gateway, resource_group=resource_group)
     amount = _usd(limit_usd)
     _check_choice("refresh_period", refresh_period, RefreshPeriod)
     _check_choice("mode", mode, LimitMode)
     if SpendBudget.objects.filter(**owner).exists():
-        raise BudgetExists("a spend budget exists for this owner; change or restore it instead")
+        raise BudgetExists(BUDGET_EXISTS)
     try:
         with transaction.atomic():  # a savepoint: two creates racing meet the unique constraint
             budget = SpendBudget.objects.create(
                 **owner, limit_usd=amount, refresh_period=refresh_period, mode=mode, active=active
             )
     except IntegrityError:
-        raise BudgetExists("a spend budget exists for this owner; change or restore it instead") from None
+        raise BudgetExists(BUDGET_EXISTS) from None
     _audit_limit(
         action="spend_budget.create", owner=owner, before=None, after=audit_snapshot(budget, SPEND_BUDGET_FIELDS)
     )
@@ -216,7 +217,7 @@ def spend_budget_update(
     `archived=True` archives it. Effective on the next request (within the config TTL).
 
     Raises:
-        ValidationError: for an amount below 1 USD, an unknown refresh period or mode.
+        ValidationFailed: for an amount below 1 USD, an unknown refresh period or mode.
     """
     budget = (
         SpendBudget.objects.select_related("api_key__gateway", "gateway", "resource_group")
@@ -262,7 +263,7 @@ def spend_budget_set(
     archived (restorable); otherwise it is created, or changed and restored if archived.
 
     Raises:
-        ValidationError: as `spend_budget_create`.
+        ValidationFailed: as `spend_budget_create`.
     """
     owner = _owner_filter(api_key=api_key, gateway=gateway, resource_group=resource_group)
     budget = SpendBudget.objects.filter(**owner).first()
@@ -293,12 +294,12 @@ def rate_limit_set(
     """Set the TPM and RPM of one key, gateway or group; both None removes the rate limit.
 
     Raises:
-        ValidationError: for a limit that is not a positive integer.
+        ValidationFailed: for a limit that is not a positive integer.
     """
     owner = _owner_filter(api_key=api_key, gateway=gateway, resource_group=resource_group)
     for field, value in (("tokens_per_minute", tokens_per_minute), ("requests_per_minute", requests_per_minute)):
         if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ValidationError({field: "Must be a positive whole number."})
+            raise ValidationFailed({field: "Must be a positive whole number."})
     before = audit_snapshot(RateLimit.objects.filter(**owner).first(), RATE_LIMIT_FIELDS)
     limit: RateLimit | None = None
     if tokens_per_minute is None and requests_per_minute is None:

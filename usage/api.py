@@ -12,7 +12,7 @@ never a float), times are ISO 8601 UTC. Filters given as query parameters; an in
 400 `{"<parameter>": ["<message>"]}`; `since` is inclusive, `until` exclusive, a datetime without
 an offset is UTC.
 
-Visibility follows `gateway.permissions`: usage events need `Action.VIEW` in their resource
+Visibility follows `gateway.permissions`: usage events need `Action.VIEW_SETTINGS` in their resource
 group (every role). Audit events need the owner, admin or auditor role in their resource group;
 instance-wide events (no resource group: providers, models) are shown to superusers and to
 anyone who is owner, admin or auditor of at least one group. Developers and viewers get an
@@ -314,7 +314,7 @@ def audit_events_filter(queryset: QuerySet[AuditEvent], params: Mapping[str, str
 
 def usage_events_for(user) -> QuerySet[UsageEvent]:
     """The usage events in the resource groups where `user` may view (every role), newest first."""
-    return UsageEvent.objects.filter(resource_group__in=groups_for(user, Action.VIEW)).order_by("-created_at", "-id")
+    return UsageEvent.objects.filter(resource_group__in=groups_for(user, Action.VIEW_SETTINGS)).order_by("-created_at", "-id")
 
 
 def audit_events_for(user) -> QuerySet[AuditEvent]:
@@ -455,7 +455,7 @@ def _aggregates_from_rollups(user, params, since, until, bucket: str, group_by: 
     }
     if params.get("model"):
         filters["model"] = params["model"]
-    groups = groups_for(user, Action.VIEW)
+    groups = groups_for(user, Action.VIEW_SETTINGS)
     points = usage_series(
         since=since,
         until=until or timezone.now(),

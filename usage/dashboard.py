@@ -65,7 +65,7 @@ def scope_for(user, params) -> Scope:
         ObjectDoesNotExist: for an id that is malformed, unknown, or in a group the user is not
             a member of (the view answers 404, never 403).
     """
-    visible = gateways_for(user, Action.VIEW)
+    visible = gateways_for(user, Action.VIEW_SETTINGS)
     if params.get("api_key"):
         api_key = ApiKey.objects.select_related("gateway__resource_group").get(
             pk=_id(params["api_key"]), gateway__in=visible
@@ -75,7 +75,7 @@ def scope_for(user, params) -> Scope:
         gateway = visible.select_related("resource_group").get(pk=_id(params["gateway"]))
         return Scope(gateway.resource_group, gateway)
     if params.get("group"):
-        return Scope(groups_for(user, Action.VIEW).get(pk=_id(params["group"])))
+        return Scope(groups_for(user, Action.VIEW_SETTINGS).get(pk=_id(params["group"])))
     return Scope()
 
 
@@ -266,7 +266,7 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
         "since": time_range.since,
         "until": time_range.until,
         "filters": scope.filters,
-        "groups": groups_for(user, Action.VIEW),
+        "groups": groups_for(user, Action.VIEW_SETTINGS),
     }
     by_start = {point.start: point for point in usage_series(bucket=time_range.bucket, **common)}
     series = [by_start.get(start) or UsagePoint(start=start) for start in time_range.starts()]

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from gateway.permissions import RestrictedQuerySet
+
 
 class UsageEvent(models.Model):
     """One request through the data plane: who, what, when, tokens by type, cost, latency.
@@ -41,6 +43,9 @@ class UsageEvent(models.Model):
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     upstream_request_id = models.CharField(max_length=200, blank=True)
     client_disconnected = models.BooleanField(default=False)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("resource_group_id",)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -91,6 +96,9 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("resource_group_id",)  # events of no group (the catalog): platform admins
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -147,6 +155,9 @@ class _RollupCounters(models.Model):
     total_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
     latency_ms_sum = models.BigIntegerField(default=0)
+
+    objects = RestrictedQuerySet.as_manager()
+    policy_group_paths = ("resource_group_id",)
 
     class Meta:
         abstract = True

@@ -35,8 +35,8 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "board": board,
         "ranges": RANGES,
-        "groups": groups_for(request.user, Action.VIEW).order_by("name"),
-        "gateways": gateways_for(request.user, Action.VIEW).select_related("resource_group").order_by("name"),
+        "groups": groups_for(request.user, Action.VIEW_SETTINGS).order_by("name"),
+        "gateways": gateways_for(request.user, Action.VIEW_SETTINGS).select_related("resource_group").order_by("name"),
         "now": now,
     }
     return render(request, "usage/dashboard.html", context)
@@ -112,7 +112,7 @@ def usage_logs(request: HttpRequest) -> HttpResponse:
     context = {
         **_filtered_page(request, events, usage_events_filter),
         "csv_query": _query_without(request, "cursor", "format"),
-        "gateways": gateways_for(request.user, Action.VIEW).order_by("name"),
+        "gateways": gateways_for(request.user, Action.VIEW_SETTINGS).order_by("name"),
         "statuses": {"": "Any status", "success": "Succeeded", "error": "Failed", "429": "429 Too many requests"},
     }
     return render(request, "usage/logs.html", context)
@@ -144,7 +144,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 
 def _audit_groups(user) -> QuerySet:
     """The resource groups whose audit trail `user` may read, by name."""
-    groups = groups_for(user, Action.VIEW)
+    groups = groups_for(user, Action.VIEW_SETTINGS)
     if not user.is_superuser:
         groups = groups.filter(memberships__user=user, memberships__role__in=AUDIT_ROLES).distinct()
     return groups.order_by("name")

@@ -43,7 +43,7 @@ class KeyContext:
     gateway_name: str
     gateway_serves: bool
     resource_group_id: int
-    allowed_models: frozenset[str] | None  # None: every enabled model
+    allowed_models: frozenset[str] | None  # None: every enabled model (`Gateway.all_models`); empty: none
     limits: tuple[LimitRule, ...]  # every limit on the key, its gateway and its group
     own_budget: OwnBudget | None = None
 
@@ -126,7 +126,7 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
     if api_key is None:
         return None
     gateway = api_key.gateway
-    allowed = frozenset(gateway.allowed_models.values_list("name", flat=True))
+    allowed = None if gateway.all_models else frozenset(gateway.allowed_models.values_list("name", flat=True))
     budget = SpendBudget.objects.filter(api_key=api_key, archived_at__isnull=True).first()
     return KeyContext(
         key_id=api_key.pk,
@@ -138,7 +138,7 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
         gateway_name=gateway.name,
         gateway_serves=gateway.serves_requests,
         resource_group_id=gateway.resource_group_id,
-        allowed_models=allowed or None,
+        allowed_models=allowed,
         limits=_load_limits(api_key, gateway),
         own_budget=OwnBudget(budget.limit_usd, budget.refresh_period, budget.active) if budget else None,
     )
