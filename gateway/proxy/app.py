@@ -25,6 +25,7 @@ from gateway.proxy.providers.base import UpstreamError, UpstreamResponse, Upstre
 from gateway.proxy.providers.mock import MockClient
 from gateway.proxy.providers.openai import OpenAICompatibleClient
 from gateway.proxy.registry import KeyContext, ModelRoute, Registry
+from gateway.proxy.throttle import InvalidKeyThrottle
 from gateway.proxy.usage import usage_from_openai
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_mark_used
@@ -99,6 +100,7 @@ class ProxyApp:
 
         self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
         self.registry = Registry()
+        self.throttle = InvalidKeyThrottle.from_settings()
         self.limits = LimitEngine(make_counters())
         self.recorder = UsageRecorder()
         self.openai_client = OpenAICompatibleClient()
@@ -113,6 +115,7 @@ class ProxyApp:
         """Write queued usage events and close upstream and Redis connections."""
         await self.recorder.close()
         await self.openai_client.close()
+        await self.throttle.close()
         close = getattr(self.limits.counters, "close", None)
         if close is not None:
             await close()
@@ -142,11 +145,13 @@ class ProxyApp:
 
     async def _authenticate(self, scope, now: datetime) -> KeyContext:
         secret = _secret_from(scope)
-        if not secret:
-            raise invalid_api_key()
-        key = await self.registry.key(hash_secret(secret))
+        hashed_secret = hash_secret(secret) if secret else ""
+        self.throttle.check(scope, hashed_secret)  # an address over the invalid-key limit: 429
+        key = await self.registry.key(hashed_secret) if secret else None
         if key is None:
+            await self.throttle.count_invalid(scope)
             raise invalid_api_key()
+        self.throttle.remember_valid(hashed_secret)
         if key.status == ApiKeyStatus.REVOKED:
             raise ProxyError(401, "key_revoked", "This API key has been revoked.", type="authentication_error")
         if key.status == ApiKeyStatus.EXPIRED or (key.expires_at is not None and key.expires_at <= now):

@@ -46,3 +46,15 @@ def invalid_api_key() -> ProxyError:
 
 def invalid_request(message: str, param: str | None = None, status: int = 400) -> ProxyError:
     return ProxyError(status, "invalid_request_error", message, param=param)
+
+
+def too_many_invalid_keys(retry_after: int) -> ProxyError:
+    """429 for a client address that sent too many invalid API keys (gateway.proxy.throttle);
+    `retry_after` is in seconds."""
+    return ProxyError(
+        429,
+        "rate_limit_exceeded",
+        f"Too many requests with an incorrect or missing API key from your address. Try again in {retry_after}s.",
+        type="requests",
+        headers={"retry-after": str(retry_after)},
+    )
