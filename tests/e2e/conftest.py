@@ -22,6 +22,22 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Every browser test fails on a Content-Security-Policy violation: Chromium logs refusals to the
+# console, and this script (run before the page's own, outside the CSP) logs each
+# `securitypolicyviolation` event there too, with the directive and what it blocked.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error("Content Security Policy violation: " + event.violatedDirective + " blocked " +
+    (event.blockedURI || "inline") + " at " + event.sourceFile + ":" + event.lineNumber);
+});
+"""
+
+
+def _note_csp_violation(text: str, violations: list[str]) -> None:
+    if "Content Security Policy" in text:
+        violations.append(text)
+
+
 @pytest.fixture
 def page(live, monkeypatch):
     """A signed-out browser tab on the live server (relative URLs resolve against it)."""
@@ -35,9 +51,13 @@ def page(live, monkeypatch):
             viewport={"width": 1280, "height": 860},
             permissions=["clipboard-read", "clipboard-write"],
         )
+        violations: list[str] = []
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
+        context.on("console", lambda message: _note_csp_violation(message.text, violations))
         yield context.new_page()
         context.close()
         browser.close()
         # Queries made while Playwright's loop ran used a connection of that async context;
         # close it here, in the same context, or the test database cannot be dropped.
         connections.close_all()
+    assert not violations, "the page broke its Content-Security-Policy:\n" + "\n".join(violations)
