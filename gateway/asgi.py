@@ -7,6 +7,7 @@ they stop and the data plane writes the usage events still queued.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,28 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 django_application = get_asgi_application()
 
 from gateway.proxy.app import ProxyApp  # noqa: E402  (needs Django set up)
+
+log = logging.getLogger("gateway.asgi")
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+def warn_if_only_loopback_hosts() -> bool:
+    """Log a warning when ALLOWED_HOSTS names only this machine's loopback names: the server
+    may listen on 0.0.0.0, but a request for any real hostname then gets a bare 400. Returns
+    whether it warned."""
+    from django.conf import settings
+
+    hosts = {host.lower().removesuffix(".") for host in settings.ALLOWED_HOSTS}
+    if not hosts or not hosts <= LOOPBACK_HOSTS:
+        return False
+    log.warning(
+        "ALLOWED_HOSTS is %s, so only requests for localhost are served: requests for any other "
+        "hostname get 400 Bad Request. Set ALLOWED_HOSTS (and CSRF_TRUSTED_ORIGINS, e.g. "
+        "https://aigw.example.com) to the names clients use; see README.md.",
+        ",".join(settings.ALLOWED_HOSTS),
+    )
+    return True
 
 
 class Router:
@@ -43,6 +66,7 @@ class Router:
             if message["type"] == "lifespan.startup":
                 from django.conf import settings
 
+                warn_if_only_loopback_hosts()
                 if settings.AIGW_IN_PROCESS_JOBS:  # the embedded default: no Celery worker needed
                     from gateway.scheduler import start_in_process_jobs
 

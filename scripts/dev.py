@@ -70,6 +70,7 @@ def serve(args: list[str]) -> None:
     run(*manage, "migrate", "--no-input", "-v", "0")
     run(*manage, "demo")
     say("serving the console and /v1/ on http://127.0.0.1:8000 (Ctrl-C stops)")
+    say("the aigw CLI is in .venv/bin: run `source .venv/bin/activate` in another shell, then `aigw --help`")
     os.chdir(ROOT)
     os.execv(
         PYTHON,
