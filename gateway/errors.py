@@ -58,15 +58,17 @@ class ValidationFailed(ApplicationError):
     """400: a value is wrong."""
 
 
-class PermissionDenied(ApplicationError):
-    """403: the user's role does not allow this."""
+class PermissionDenied(ApplicationError, DjangoPermissionDenied):
+    """403: the user's role does not allow this. Also Django's `PermissionDenied`, so a console
+    view that lets it through renders the 403 page."""
 
     status_code = 403
     code = "permission_denied"
 
 
-class NotFound(ApplicationError):
-    """404: no such object, or one the user may not see (never a 403 that confirms it exists)."""
+class NotFound(ApplicationError, Http404):
+    """404: no such object, or one the user may not see (never a 403 that confirms it exists).
+    Also Django's `Http404`, so a console view that lets it through renders the 404 page."""
 
     status_code = 404
     code = "not_found"

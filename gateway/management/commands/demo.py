@@ -40,6 +40,7 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         user, _ = get_user_model().objects.get_or_create(username=DEMO_USER, defaults={"email": "admin@example.com"})
         user.set_password(password)
+        user.is_staff = True  # the demo's admin is a platform admin: it manages providers and models
         user.save()
         group, _ = ResourceGroup.objects.get_or_create(name=DEMO_GROUP)
         Membership.objects.update_or_create(user=user, resource_group=group, defaults={"role": Role.OWNER})
