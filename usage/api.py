@@ -12,19 +12,22 @@ never a float), times are ISO 8601 UTC. Filters given as query parameters; an in
 400 `{"<parameter>": ["<message>"]}`; `since` is inclusive, `until` exclusive, a datetime without
 an offset is UTC.
 
-Visibility follows `gateway.permissions`: usage events need `Action.VIEW_SETTINGS` in their resource
-group (every role). Audit events need the owner, admin or auditor role in their resource group;
-instance-wide events (no resource group: providers, models) are shown to superusers and to
-anyone who is owner, admin or auditor of at least one group. Developers and viewers get an
-empty audit list (not a 403), and an event they may not see is a 404, as for a missing one.
+Visibility follows the one policy (`gateway.permissions`, read through `usage.selectors`): usage
+events and aggregates need `Action.VIEW_USAGE` in their resource group (owners, admins,
+developers, auditors), audit events `Action.VIEW_AUDIT` (owners, admins, auditors); events of no
+resource group (providers, models) are for platform admins. A list is a 403 for a user who may
+do its action in no group (viewers; developers on the audit trail) and otherwise holds only the
+groups where they may; a filter or an event of a group whose settings the user sees but whose
+usage (or trail) they may not read is a 403; another group's event is a 404, as a missing one.
+Filters are `usage.filters`' FilterSets, pages `usage.pagination`'s cursor pager, both shared
+with the console.
 """
 
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import AsyncIterator, Generator, Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Any, cast
@@ -35,7 +38,6 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -45,35 +47,28 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, renderers, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api import _ManagementView
-from gateway.models import Membership, Role
-from gateway.permissions import Action, groups_for
+from gateway.permissions import Action
+from usage.filters import AuditEventFilterSet, UsageEventFilterSet
 from usage.models import TOKEN_FIELDS, AuditEvent, UsageEvent
+from usage.pagination import NewestFirstPagination
 from usage.rollups import usage_series
+from usage.selectors import (
+    audit_event_get,
+    audit_events_listed,
+    filtered_in_scope,
+    usage_event_get,
+    usage_events_listed,
+)
 
-USAGE_EVENT_NOT_FOUND = "Usage event not found."
-AUDIT_EVENT_NOT_FOUND = "Audit event not found."
 CSV_FILENAME = "usage-events.csv"
 CSV_CHUNK_SIZE = 2000
 DEFAULT_AGGREGATE_DAYS = 7
-# Roles that may read the audit trail of their resource group (SPEC §1: auditors see it).
-AUDIT_ROLES = (Role.OWNER, Role.ADMIN, Role.AUDITOR)
 # A cell starting with one of these is a formula to spreadsheet programs (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class NewestFirstPagination(CursorPagination):
-    """Cursor pagination, newest first (`created_at` then `id`, descending): follow `next` and
-    `previous`; `?page_size=` 50 by default, at most 500. Stable while new rows arrive."""
-
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class CsvRenderer(renderers.BaseRenderer):
@@ -202,138 +197,6 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-# Filters ------------------------------------------------------------------------------------
-
-_SPACE_FOR_PLUS = re.compile(r"^(.+T[0-9:.]+) ([0-9]{2}(:?[0-9]{2})?)$")
-
-
-def _parse_instant(name: str, raw: str) -> datetime:
-    """An ISO 8601 datetime (or date, meaning its UTC midnight) as an aware UTC datetime; naive = UTC.
-
-    Raises:
-        ValidationError: when `raw` is not one (400 naming `name`).
-    """
-    raw = _SPACE_FOR_PLUS.sub(r"\1+\2", raw.strip())  # an unencoded `+00:00` arrives as ` 00:00`
-    try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            value = datetime.combine(day, time.min) if isinstance(day, date) else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise exceptions.ValidationError({name: ["Enter an ISO 8601 datetime, e.g. 2026-11-01T00:00:00Z."]})
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _parse_id(name: str, raw: str) -> int:
-    """A positive integer id.
-
-    Raises:
-        ValidationError: otherwise (400 naming `name`).
-    """
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) < 2**63:
-        raise exceptions.ValidationError({name: ["A valid integer is required."]})
-    return int(raw)
-
-
-def _time_window(params: Mapping[str, str], queryset: QuerySet, errors: dict) -> QuerySet:
-    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
-        if params.get(name):
-            try:
-                queryset = queryset.filter(**{lookup: _parse_instant(name, params[name])})
-            except exceptions.ValidationError as error:
-                errors.update(error.detail)  # type: ignore[arg-type]
-    return queryset
-
-
-def usage_events_filter(queryset: QuerySet[UsageEvent], params: Mapping[str, str]) -> QuerySet[UsageEvent]:
-    """`queryset` narrowed by the usage-event filters in `params` (query parameters):
-    `resource_group`, `gateway`, `api_key` (ids); `model` (the model asked, exact); `status`
-    (`success` = status code < 400, `error` = >= 400, or one HTTP status code); `error_code`;
-    `since` (inclusive), `until` (exclusive): ISO 8601, naive = UTC. Empty values are ignored.
-
-    Raises:
-        ValidationError: for invalid values, every bad parameter named (400).
-    """
-    errors: dict[str, Any] = {}
-    for name, field in (("resource_group", "resource_group_id"), ("gateway", "gateway_id"), ("api_key", "api_key_id")):
-        if params.get(name):
-            try:
-                queryset = queryset.filter(**{field: _parse_id(name, params[name])})
-            except exceptions.ValidationError as error:
-                errors.update(error.detail)  # type: ignore[arg-type]
-    if params.get("model"):
-        queryset = queryset.filter(model_requested=params["model"])
-    wanted = params.get("status")
-    if wanted:
-        if wanted == "success":
-            queryset = queryset.filter(status_code__lt=400)
-        elif wanted == "error":
-            queryset = queryset.filter(status_code__gte=400)
-        elif wanted.isascii() and wanted.isdigit() and 100 <= int(wanted) <= 599:
-            queryset = queryset.filter(status_code=int(wanted))
-        else:
-            errors["status"] = ['Must be "success", "error" or an HTTP status code (100-599).']
-    if params.get("error_code"):
-        queryset = queryset.filter(error_code=params["error_code"])
-    queryset = _time_window(params, queryset, errors)
-    if errors:
-        raise exceptions.ValidationError(errors)
-    return queryset
-
-
-def audit_events_filter(queryset: QuerySet[AuditEvent], params: Mapping[str, str]) -> QuerySet[AuditEvent]:
-    """`queryset` narrowed by the audit-event filters in `params`: `resource_group`, `actor`
-    (user id); `action`, `target_type`, `target_id` (exact); `since` (inclusive), `until`
-    (exclusive): ISO 8601, naive = UTC. Empty values are ignored.
-
-    Raises:
-        ValidationError: for invalid values, every bad parameter named (400).
-    """
-    errors: dict[str, Any] = {}
-    for name, field in (("resource_group", "resource_group_id"), ("actor", "actor_id")):
-        if params.get(name):
-            try:
-                queryset = queryset.filter(**{field: _parse_id(name, params[name])})
-            except exceptions.ValidationError as error:
-                errors.update(error.detail)  # type: ignore[arg-type]
-    for name in ("action", "target_type", "target_id"):
-        if params.get(name):
-            queryset = queryset.filter(**{name: params[name]})
-    queryset = _time_window(params, queryset, errors)
-    if errors:
-        raise exceptions.ValidationError(errors)
-    return queryset
-
-
-# Reading ------------------------------------------------------------------------------------
-
-
-def usage_events_for(user) -> QuerySet[UsageEvent]:
-    """The usage events in the resource groups where `user` may view (every role), newest first."""
-    return UsageEvent.objects.filter(resource_group__in=groups_for(user, Action.VIEW_SETTINGS)).order_by("-created_at", "-id")
-
-
-def audit_events_for(user) -> QuerySet[AuditEvent]:
-    """The audit events `user` may read, newest first: all for superusers; else those of the
-    groups where the user is owner, admin or auditor, plus the instance-wide ones (no resource
-    group) when there is at least one such group. None for developers, viewers, non-members."""
-    events = AuditEvent.objects.order_by("-created_at", "-id")
-    if not user.is_authenticated:
-        return events.none()
-    if user.is_superuser:
-        return events
-    group_ids = list(
-        Membership.objects.filter(user=user, role__in=AUDIT_ROLES).values_list("resource_group_id", flat=True)
-    )
-    if not group_ids:
-        return events.none()
-    return events.filter(Q(resource_group_id__in=group_ids) | Q(resource_group__isnull=True))
-
-
 # CSV ----------------------------------------------------------------------------------------
 
 CSV_COLUMNS = UsageEventSerializer.Meta.fields
@@ -447,22 +310,22 @@ def usage_aggregates(queryset: QuerySet[UsageEvent], *, bucket: str, group_by: s
     ]
 
 
-def _aggregates_from_rollups(user, params, since, until, bucket: str, group_by: str | None) -> list[dict]:
-    """`usage_aggregates`' rows read through `usage.rollups.usage_series`: hourly rollups for the
-    whole clean hours, raw events for the rest (params already validated)."""
-    filters: dict[str, Any] = {
-        name: _parse_id(name, params[name]) for name in ("resource_group", "gateway", "api_key") if params.get(name)
+def _aggregates_from_rollups(
+    user, filters: dict[str, Any], since, until, bucket: str, group_by: str | None
+) -> list[dict]:
+    """`usage_aggregates`' rows read through `usage.rollups.usage_series`: hourly and daily
+    rollups for the whole clean hours and days, raw events for the rest, all restricted to what
+    `user` may read. `filters`: the parsed values of `UsageEventFilterSet` (already validated)."""
+    rollup_filters: dict[str, Any] = {
+        name: filters[name] for name in ("resource_group", "gateway", "api_key", "model") if name in filters
     }
-    if params.get("model"):
-        filters["model"] = params["model"]
-    groups = groups_for(user, Action.VIEW_SETTINGS)
     points = usage_series(
         since=since,
         until=until or timezone.now(),
         bucket=bucket,
         group_by=group_by,
-        filters=filters,
-        groups=groups,
+        filters=rollup_filters,
+        user=user,
     )
     return [
         {
@@ -553,6 +416,18 @@ _AUDIT_EVENT_EXAMPLE = {
 # Views --------------------------------------------------------------------------------------
 
 
+def _usage_events(request: Request) -> QuerySet[UsageEvent]:
+    """The usage events `request.user` may read, narrowed by the request's filters.
+
+    Raises:
+        PermissionDenied: when the user reads usage in no group, or a filter names a group,
+            gateway or API key of theirs whose usage they may not read (403).
+        ValidationFailed: for invalid filters, each named (400).
+    """
+    filterset = UsageEventFilterSet(request.query_params, queryset=usage_events_listed(request.user))
+    return filtered_in_scope(request.user, Action.VIEW_USAGE, filterset)
+
+
 class UsageEventListView(_ManagementView):
     """`GET /api/v1/usage-events`: the usage events of the user's resource groups, newest first,
     a cursor page at a time, or all of them (same filters) as CSV with `?format=csv` or
@@ -571,7 +446,8 @@ class UsageEventListView(_ManagementView):
 
     @extend_schema(
         summary="List usage events",
-        description="The usage events of the resource groups where the user is a member, newest first, "
+        description="The usage events of the resource groups where the user may read usage (owner, admin, "
+        "developer, auditor), newest first, "
         "with cursor pagination (follow `next`). `?format=csv` (or `Accept: text/csv`) streams every "
         "matching event as a CSV attachment instead, without pagination. Tokens are integers, "
         "`cost_usd` is USD as a Decimal string, times are UTC.",
@@ -589,6 +465,10 @@ class UsageEventListView(_ManagementView):
             (200, "application/json"): UsageEventSerializer(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
             400: OpenApiResponse(description='A filter is invalid: `{"<parameter>": ["<message>"]}`.'),
+            403: OpenApiResponse(
+                description="The user reads usage in no group (a viewer), or a filter names a group, gateway or "
+                "API key of theirs whose usage their role may not read."
+            ),
             404: OpenApiResponse(description='The cursor is invalid: `{"detail": "Invalid cursor"}`.'),
         },
         examples=[
@@ -610,7 +490,7 @@ class UsageEventListView(_ManagementView):
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         """List the usage events, a cursor page at a time, or all of them as CSV."""
-        events = usage_events_filter(usage_events_for(request.user), request.query_params)
+        events = _usage_events(request)
         if isinstance(request.accepted_renderer, CsvRenderer):
             return usage_events_csv(events, asynchronous=isinstance(request._request, ASGIRequest))
         page = self.paginate_queryset(events)
@@ -624,19 +504,18 @@ class UsageEventDetailView(_ManagementView):
 
     @extend_schema(
         summary="Get a usage event",
-        description="One usage event, if it is in one of the user's resource groups (else 404).",
+        description="One usage event, if the user may read the usage of its resource group; 403 in a group "
+        "where their role may not (a viewer's), 404 in another group or for no such event.",
         responses={
             200: UsageEventSerializer,
-            404: OpenApiResponse(description="No such usage event, or not in one of the user's resource groups."),
+            403: OpenApiResponse(description="The event is in a group where the user's role may not read usage."),
+            404: OpenApiResponse(description="No such usage event, or one of a resource group the user is not in."),
         },
         examples=[OpenApiExample("A usage event", response_only=True, value=_USAGE_EVENT_EXAMPLE)],
     )
     def get(self, request: Request, pk: int) -> Response:
         """The usage event."""
-        event = usage_events_for(request.user).filter(pk=pk).first()
-        if event is None:
-            raise exceptions.NotFound(USAGE_EVENT_NOT_FOUND)
-        return Response(UsageEventSerializer(event).data)
+        return Response(UsageEventSerializer(usage_event_get(request.user, pk)).data)
 
 
 class UsageAggregatesView(_ManagementView):
@@ -666,6 +545,10 @@ class UsageAggregatesView(_ManagementView):
         responses={
             200: UsageAggregatesSerializer,
             400: OpenApiResponse(description='A parameter is invalid: `{"<parameter>": ["<message>"]}`.'),
+            403: OpenApiResponse(
+                description="The user reads usage in no group (a viewer), or a filter names a group, gateway or "
+                "API key of theirs whose usage their role may not read."
+            ),
         },
         examples=[
             OpenApiExample(
@@ -707,17 +590,19 @@ class UsageAggregatesView(_ManagementView):
             errors["group_by"] = [f"Must be one of {', '.join(GROUP_BY_FIELDS)}."]
         if errors:
             raise exceptions.ValidationError(errors)
-        events = usage_events_filter(usage_events_for(request.user), params)  # validates every filter
-        since = _parse_instant("since", params["since"]) if params.get("since") else None
+        filterset = UsageEventFilterSet(params, queryset=usage_events_listed(request.user))
+        events = filtered_in_scope(request.user, Action.VIEW_USAGE, filterset)  # validates every filter
+        filters = filterset.values
+        since = filters.get("since")
         if since is None:
             since = timezone.now().astimezone(UTC) - timedelta(days=DEFAULT_AGGREGATE_DAYS)
             events = events.filter(created_at__gte=since)
-        until = _parse_instant("until", params["until"]) if params.get("until") else None
-        if params.get("status") or params.get("error_code"):
+        until = filters.get("until")
+        if "status" in filters or "error_code" in filters:
             # Rollups are not split by status: these filters read the raw events.
             results = usage_aggregates(events, bucket=bucket, group_by=group_by)
         else:
-            results = _aggregates_from_rollups(request.user, params, since, until, bucket, group_by)
+            results = _aggregates_from_rollups(request.user, filters, since, until, bucket, group_by)
         data = {"bucket": bucket, "group_by": group_by, "since": since, "until": until, "results": results}
         return Response(UsageAggregatesSerializer(data).data)
 
@@ -732,8 +617,8 @@ class AuditEventListView(_ManagementView):
         summary="List audit events",
         description="Every change to gateways, API keys, limits, providers, models, members and roles, newest "
         "first, with cursor pagination. Shows the events of the resource groups where the user is owner, admin "
-        "or auditor, and the instance-wide ones (providers, models) if the user has such a role anywhere; "
-        "superusers see all. Developers and viewers get an empty list. Nobody can change the trail.",
+        "or auditor; the instance-wide ones (providers, models) only to platform admins, who see every group. "
+        "A user with none of these roles anywhere (developers, viewers) gets 403. Nobody can change the trail.",
         parameters=[
             OpenApiParameter(
                 "resource_group", OpenApiTypes.INT, description="Only events of this resource group (id)."
@@ -750,13 +635,18 @@ class AuditEventListView(_ManagementView):
         responses={
             200: AuditEventSerializer(many=True),
             400: OpenApiResponse(description='A filter is invalid: `{"<parameter>": ["<message>"]}`.'),
+            403: OpenApiResponse(
+                description="The user reads the audit trail of no group (developers, viewers), or "
+                "`resource_group` names one of theirs whose trail their role may not read."
+            ),
             404: OpenApiResponse(description='The cursor is invalid: `{"detail": "Invalid cursor"}`.'),
         },
         examples=[OpenApiExample("A budget raised through the API", response_only=True, value=_AUDIT_EVENT_EXAMPLE)],
     )
     def get(self, request: Request) -> Response:
         """List the audit events, a cursor page at a time."""
-        events = audit_events_filter(audit_events_for(request.user), request.query_params)
+        filterset = AuditEventFilterSet(request.query_params, queryset=audit_events_listed(request.user))
+        events = filtered_in_scope(request.user, Action.VIEW_AUDIT, filterset)
         page = self.paginate_queryset(events)
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
@@ -768,16 +658,15 @@ class AuditEventDetailView(_ManagementView):
 
     @extend_schema(
         summary="Get an audit event",
-        description="One audit event, if the user may read it (see the list); else 404.",
+        description="One audit event, if the user may read it (see the list); 403 in a group of theirs "
+        "where their role may not, else 404.",
         responses={
             200: AuditEventSerializer,
-            404: OpenApiResponse(description="No such audit event, or not one the user may read."),
+            403: OpenApiResponse(description="The event is in a group where the user's role may not read the trail."),
+            404: OpenApiResponse(description="No such audit event, or one of a group the user is not in."),
         },
         examples=[OpenApiExample("An audit event", response_only=True, value=_AUDIT_EVENT_EXAMPLE)],
     )
     def get(self, request: Request, pk: int) -> Response:
         """The audit event."""
-        event = audit_events_for(request.user).filter(pk=pk).first()
-        if event is None:
-            raise exceptions.NotFound(AUDIT_EVENT_NOT_FOUND)
-        return Response(AuditEventSerializer(event).data)
+        return Response(AuditEventSerializer(audit_event_get(request.user, pk)).data)

@@ -15,12 +15,13 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 
 from gateway.models import Gateway, ResourceGroup
-from gateway.permissions import Action, gateways_for, groups_for
+from gateway.permissions import Action, gateways_for, groups_for, require
 from keys.models import ApiKey
 from quotas.models import LimitPeriod, RefreshPeriod, SpendBudget
 from quotas.periods import window_end, window_start
 from quotas.selectors import used_in_window
 from usage.rollups import HOUR, UsagePoint, hour_floor, latency_percentile, usage_series
+from usage.selectors import require_anywhere
 
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
 DEFAULT_RANGE = "7d"
@@ -58,25 +59,37 @@ class Scope:
 
 
 def scope_for(user, params) -> Scope:
-    """The scope named by `params` (`api_key`, `gateway` or `group`: ids), among what `user` may
-    see.
+    """The scope named by `params` (`api_key`, `gateway` or `group`: ids) whose usage `user`
+    may read; no scope: everything the user may read.
 
     Raises:
-        ObjectDoesNotExist: for an id that is malformed, unknown, or in a group the user is not
-            a member of (the view answers 404, never 403).
+        ObjectDoesNotExist: for an id that is malformed, unknown, or of a group whose settings
+            the user does not see (the view answers 404, never confirming it exists).
+        gateway.errors.PermissionDenied: for a scope the user sees but whose usage their role
+            may not read (a viewer's group), and for no scope when they may read usage in no
+            group (403).
     """
-    visible = gateways_for(user, Action.VIEW_SETTINGS)
     if params.get("api_key"):
-        api_key = ApiKey.objects.select_related("gateway__resource_group").get(
-            pk=_id(params["api_key"]), gateway__in=visible
+        api_key = (
+            ApiKey.objects.restrict(user, Action.VIEW_SETTINGS)
+            .select_related("gateway__resource_group")
+            .get(pk=_id(params["api_key"]), gateway__deleted_at__isnull=True)
         )
-        return Scope(api_key.gateway.resource_group, api_key.gateway, api_key)
-    if params.get("gateway"):
-        gateway = visible.select_related("resource_group").get(pk=_id(params["gateway"]))
-        return Scope(gateway.resource_group, gateway)
-    if params.get("group"):
-        return Scope(groups_for(user, Action.VIEW_SETTINGS).get(pk=_id(params["group"])))
-    return Scope()
+        group = api_key.gateway.resource_group
+        scope = Scope(group, api_key.gateway, api_key)
+    elif params.get("gateway"):
+        visible = gateways_for(user, Action.VIEW_SETTINGS).select_related("resource_group")
+        gateway = visible.get(pk=_id(params["gateway"]))
+        group = gateway.resource_group
+        scope = Scope(group, gateway)
+    elif params.get("group"):
+        group = groups_for(user, Action.VIEW_SETTINGS).get(pk=_id(params["group"]))
+        scope = Scope(group)
+    else:
+        require_anywhere(user, Action.VIEW_USAGE)
+        return Scope()
+    require(user, Action.VIEW_USAGE, group)
+    return scope
 
 
 def _id(raw: str) -> int:
@@ -182,9 +195,10 @@ def forecast_runs_out(*, spent: Decimal, limit: Decimal, since: datetime, now: d
     return now + timedelta(seconds=float(seconds_left))
 
 
-def budget_burn(scope: Scope, now: datetime) -> BudgetBurn | None:
+def budget_burn(user, scope: Scope, now: datetime) -> BudgetBurn | None:
     """The enforced spend budget of the scope's API key, gateway or resource group (the
-    narrowest), with its current window and closed periods (newest first, at most 12)."""
+    narrowest), as `user` may see it, with its current window and closed periods (newest first,
+    at most 12)."""
     owner: dict[str, Any]
     if scope.api_key is not None:
         owner = {"api_key": scope.api_key}
@@ -194,7 +208,11 @@ def budget_burn(scope: Scope, now: datetime) -> BudgetBurn | None:
         owner = {"resource_group": scope.resource_group}
     else:
         return None
-    budget = SpendBudget.objects.filter(**owner, active=True, archived_at__isnull=True).first()
+    budget = (
+        SpendBudget.objects.restrict(user, Action.VIEW_SETTINGS)
+        .filter(**owner, active=True, archived_at__isnull=True)
+        .first()
+    )
     if budget is None:
         return None
     start = window_start(budget.refresh_period, now)
@@ -207,7 +225,7 @@ def budget_burn(scope: Scope, now: datetime) -> BudgetBurn | None:
     runs_out = forecast_runs_out(spent=spent, limit=budget.limit_usd, since=start, now=now)
     if runs_out is not None and end is not None and runs_out >= end:
         runs_out = None
-    history = list(
+    history = list(  # the closed periods of the budget just read through the policy
         LimitPeriod.objects.filter(level=budget.level, entity_id=budget.entity_id, closed=True).order_by(
             "-window_start"
         )[:12]
@@ -266,7 +284,7 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
         "since": time_range.since,
         "until": time_range.until,
         "filters": scope.filters,
-        "groups": groups_for(user, Action.VIEW_SETTINGS),
+        "user": user,
     }
     by_start = {point.start: point for point in usage_series(bucket=time_range.bucket, **common)}
     series = [by_start.get(start) or UsagePoint(start=start) for start in time_range.starts()]
@@ -285,7 +303,11 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
             _add(total, point)
     models = _top(by_model.values(), top)
     keys = _top(by_key.values(), top)
-    names = dict(ApiKey.objects.filter(pk__in=[p.key for p in keys]).values_list("pk", "name"))
+    names = dict(
+        ApiKey.objects.restrict(user, Action.VIEW_SETTINGS)
+        .filter(pk__in=[p.key for p in keys])
+        .values_list("pk", "name")
+    )
     board = Dashboard(
         scope=scope,
         time_range=time_range,
@@ -293,7 +315,7 @@ def dashboard_for(user, scope: Scope, time_range: TimeRange, now: datetime, top:
         series=series,
         top_models=[Ranked(str(p.key), p) for p in models],
         top_keys=[Ranked(names.get(p.key, f"#{p.key}"), p, api_key_id=p.key) for p in keys],
-        burn=budget_burn(scope, now),
+        burn=budget_burn(user, scope, now),
     )
     board.charts = _charts(board)
     return board

@@ -27,9 +27,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
+from gateway.permissions import Action
 from usage.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
@@ -276,9 +277,14 @@ def _ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     return [(start, end) for start, end in runs]
 
 
-def _scoped(queryset: QuerySet, filters: dict[str, Any], groups: QuerySet | None) -> QuerySet:
-    if groups is not None:
-        queryset = queryset.filter(resource_group__in=groups)
+def _readable(model: type[Model], user: Any) -> QuerySet:
+    """Every row of `model` (a trusted caller: `user` None), or those `user` may read usage of."""
+    if user is None:
+        return model._default_manager.all()
+    return model.objects.restrict(user, Action.VIEW_USAGE)  # type: ignore[attr-defined]
+
+
+def _scoped(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
     for name, value in filters.items():
         if value is not None and value != "":
             queryset = queryset.filter(**{FILTERS[name]: value})
@@ -292,12 +298,12 @@ def usage_series(
     bucket: str = "hour",
     group_by: str | tuple[str, ...] | None = None,
     filters: dict[str, Any] | None = None,
-    groups: QuerySet | None = None,
+    user: Any = None,
 ) -> list[UsagePoint]:
     """Usage per UTC `bucket` (`hour` or `day`) in [since, until), split by `group_by` (a key of
     `GROUP_BY`, or a tuple of them: each point's `key` is then the tuple of values) or not,
-    narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and to the resource
-    `groups` given (a queryset: the user's visible groups; None: all). Points are sorted by
+    narrowed by `filters` (keys of `FILTERS`: ids, or the model name) and to what `user` may
+    read (`Action.VIEW_USAGE`, through `restrict`; None: everything, for trusted callers). Points are sorted by
     start then key; buckets without requests are absent. Equal to adding up the raw events;
     before the retention watermark, where only rollups are left, partial hours at the ends of
     the range count whole.
@@ -358,9 +364,7 @@ def usage_series(
                     else:
                         day_ranges.append((day, day + DAY))
                 day += DAY
-        hour_rows = _scoped(UsageRollup.objects.all(), filters, groups).filter(
-            hour__gte=first_full, hour__lt=last_full_end
-        )
+        hour_rows = _scoped(_readable(UsageRollup, user), filters).filter(hour__gte=first_full, hour__lt=last_full_end)
         for start, end in [*_ranges(dirty), *day_ranges]:
             hour_rows = hour_rows.exclude(hour__gte=start, hour__lt=end)
         grouped = _bucketed(hour_rows, trunc, "hour", split).annotate(**_rollup_sums()).order_by()
@@ -369,7 +373,7 @@ def usage_series(
             in_days = Q()
             for start, end in day_ranges:
                 in_days |= Q(day__gte=start, day__lt=end)
-            day_rows = _scoped(UsageRollupDay.objects.all(), filters, groups).filter(in_days)
+            day_rows = _scoped(_readable(UsageRollupDay, user), filters).filter(in_days)
             grouped = _bucketed(day_rows, trunc, "day", split).annotate(**_rollup_sums()).order_by()
             _merge(points, grouped, split, since)
 
@@ -377,7 +381,7 @@ def usage_series(
         in_ranges = Q()
         for start, end in raw_ranges:
             in_ranges |= Q(created_at__gte=start, created_at__lt=end)
-        raw = _scoped(UsageEvent.objects.all(), filters, groups).filter(in_ranges)
+        raw = _scoped(_readable(UsageEvent, user), filters).filter(in_ranges)
         grouped = _bucketed(raw, trunc, "created_at", split).annotate(**_event_sums()).order_by()
         _merge(points, grouped, split, since)
     return sorted(points.values(), key=lambda point: (point.start, str(point.key)))
