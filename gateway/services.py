@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from gateway.errors import Conflict, ValidationFailed, from_django
+from gateway.errors import Conflict, NotFound, ValidationFailed, from_django
 from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
 from gateway.models import (
     Gateway,
@@ -478,6 +478,33 @@ def membership_remove(*, resource_group: ResourceGroup, user) -> bool:
     membership.delete()
     _member_audit("member.remove", membership, {"role": membership.role}, None)
     return True
+
+
+@transaction.atomic
+def platform_admin_set(*, username: str, is_platform_admin: bool):
+    """Give an existing, active user the platform admin right (Django's `is_staff`), or take it
+    back (a superuser stays one: that flag is Django's own). Audited as `platform_admin.grant`
+    or `platform_admin.revoke`. Returns the user.
+
+    Raises:
+        NotFound: when no active user has that username.
+    """
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise NotFound(f"No active user is named '{username}'.")
+    if user.is_staff != is_platform_admin:
+        user.is_staff = is_platform_admin
+        user.save(update_fields=["is_staff"])
+        audit_record(
+            action="platform_admin.grant" if is_platform_admin else "platform_admin.revoke",
+            target=user,
+            target_type="user",
+            target_name=user.get_username(),
+            before={"is_staff": not is_platform_admin},
+            after={"is_staff": is_platform_admin},
+        )
+    forget_roles(user)
+    return user
 
 
 def _require_platform_admin(actor) -> None:

@@ -8,9 +8,12 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from gateway.models import Gateway
+from gateway.permissions import Action, can
 from keys.models import ApiKey, ApiKeyStatus
 from keys.tokens import hash_secret
 from quotas.models import TokenQuota
+from tests.factories import UserFactory
+from usage.models import AuditEvent
 
 
 def run(*args) -> list[str]:
@@ -94,3 +97,21 @@ def test_demo_seeds_weeks_of_history_once_with_a_key_over_its_budget():
     with time_machine.travel(now + timedelta(hours=1), tick=False):
         rerun = "\n".join(run("demo"))
     assert "History:" not in rerun and UsageEvent.objects.count() == count
+
+
+def test_platform_admin_makes_a_user_manage_providers_and_revoke_takes_it_back():
+    ana = UserFactory(username="ana")
+    out = StringIO()
+    call_command("platform_admin", "ana", stdout=out)
+    ana.refresh_from_db()
+    assert "ana is now a platform admin" in out.getvalue() and can(ana, Action.MANAGE_PROVIDERS)
+
+    call_command("platform_admin", "ana", "--revoke", stdout=StringIO())
+    ana.refresh_from_db()
+    assert not ana.is_staff and not can(ana, Action.MANAGE_PROVIDERS)
+    assert list(AuditEvent.objects.filter(target_type="user").values_list("action", flat=True).order_by("id")) == [
+        "platform_admin.grant",
+        "platform_admin.revoke",
+    ]
+    with pytest.raises(CommandError, match="No active user is named 'bob'"):
+        call_command("platform_admin", "bob")
