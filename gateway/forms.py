@@ -1,4 +1,5 @@
-"""Console forms. They validate input only; the writes happen in services."""
+"""Console forms. They validate input only; the writes happen in services, whose errors reach the
+forms through `gateway.errors.add_service_errors`."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from datetime import UTC
 from decimal import Decimal
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from gateway.models import ResourceGroup
+from gateway.models import Model, ResourceGroup
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 
@@ -265,14 +265,39 @@ class RateLimitForm(forms.Form):
         return data
 
 
-def add_service_errors(
-    form: forms.Form, error: ValidationError, fields: dict[str, str] | None = None, default: str | None = None
-) -> None:
-    """Show a service's ValidationError under the form field it names (`fields` maps a service's
-    name to the form's), else under `default` (None: above the form)."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(default, error)
-        return
-    for field, field_messages in error.message_dict.items():
-        name = (fields or {}).get(field, field)
-        form.add_error(name if name in form.fields else default, field_messages)
+MODELS_HELP = (
+    "The models this gateway serves, from the catalog. With All models unticked and no model "
+    "chosen, the gateway serves no model at all: removing the last model never opens it to every model."
+)
+
+
+class GatewayModelsForm(forms.Form):
+    """A gateway's models on Basic information (owners and admins, SPEC §1): every model of the
+    catalog (`all_models`), or exactly the chosen ones (none: the gateway serves no model)."""
+
+    all_models = forms.BooleanField(
+        required=False,
+        label="All models",
+        help_text="Every enabled model of the catalog, including models added later.",
+    )
+    models = forms.ModelMultipleChoiceField(
+        queryset=Model.objects.none(),
+        required=False,
+        label="Models",
+        help_text=MODELS_HELP,
+        to_field_name="name",
+        error_messages={"invalid_choice": "%(value)s is not in the model catalog."},
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+    )
+
+    def __init__(self, *args, catalog, **kwargs) -> None:
+        """`catalog`: the models to choose from (`Model.objects.restrict(user)`)."""
+        super().__init__(*args, **kwargs)
+        field = self.fields["models"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        field.queryset = catalog
+
+    def clean(self):
+        data = super().clean()
+        data["models"] = [] if data.get("all_models") else list(data.get("models") or [])
+        return data

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from gateway.forms import CREATE_BUDGET_MESSAGE, GatewayCreateForm, _choice_field, _usd_field
 from gateway.models import Gateway
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiKeyStatus
 from quotas.models import LimitMode, RefreshPeriod
 
 CUSTOM_EXPIRY_REQUIRED = "Pick the date and time (UTC) when the API key expires."
@@ -91,11 +92,12 @@ class ManageExpirationForm(ExpiryForm):
         error_messages={"invalid_choice": "Pick one of this gateway's API keys."},
     )
 
-    def __init__(self, *args, gateway: Gateway, **kwargs) -> None:
+    def __init__(self, *args, api_keys: QuerySet[ApiKey], **kwargs) -> None:
+        """`api_keys`: the gateway's keys the user may change (revoked ones are left out)."""
         super().__init__(*args, **kwargs)
         field = self.fields["api_key"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = gateway.api_keys.exclude(status="revoked").order_by("-created_at")
+        field.queryset = api_keys.exclude(status=ApiKeyStatus.REVOKED).order_by("-created_at")
 
 
 class DuplicateForm(forms.Form):

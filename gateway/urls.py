@@ -19,6 +19,7 @@ urlpatterns = [
         views.api_key_budget_edit,
         name="api-key-budget",
     ),
+    path("gateways/<int:pk>/models/", views.gateway_models_edit, name="gateway-models"),
     path(
         "gateways/<int:pk>/limits/token-quota/",
         views.gateway_limit_edit,

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.forms import Form
@@ -21,23 +21,26 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from gateway.errors import ApplicationError, add_service_errors
 from gateway.forms import (
     ApiKeyBudgetForm,
     GatewayCreateForm,
+    GatewayModelsForm,
     RateLimitForm,
     SpendBudgetForm,
     TokenQuotaForm,
-    add_service_errors,
 )
-from gateway.models import Gateway
-from gateway.permissions import Action, can, gateways_for, groups_for
+from gateway.models import Gateway, Model
+from gateway.permissions import Action, User, can, gateways_for, groups_for, policy_for
 from gateway.services import gateway_create as create_gateway
+from gateway.services import gateway_update
 from gateway.templatetags.aigw import usd
 from keys.models import ApiKey, ApiKeyStatus
+from keys.selectors import api_keys_for
 from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_start
 from quotas.selectors import Used, spend_by_api_key, used_in_window
-from quotas.services import BudgetExists, rate_limit_set, spend_budget_set, token_quota_set
+from quotas.services import rate_limit_set, spend_budget_set, token_quota_set
 from usage.models import UsageEvent
 from usage.selectors import tokens_used, usage_events_latest, usage_summary
 
@@ -49,7 +52,10 @@ TABS = {
     "keys": "API keys",
     "limits": "Limits",
 }
-BUDGET_CHANGED = "The budget was changed by someone else meanwhile; reload the page and try again."
+# Tabs that show usage: only for users with Action.VIEW_USAGE in the gateway's group (not viewers).
+USAGE_TABS = frozenset({"logs", "analysis"})
+USAGE_DENIED = "Logs and data analysis need the owner, admin, developer or auditor role in the resource group."
+MODELS_SAVED = "Models saved."
 
 
 GATEWAY_STATUS_FILTERS = {"enabled": "Enabled", "disabled": "Disabled"}
@@ -64,12 +70,14 @@ class GatewayUsage:
     cost_usd: Decimal = Decimal(0)
 
 
-def _usage_this_month(gateway_ids: list[int], now: datetime) -> dict[int, GatewayUsage]:
-    """`{gateway id: GatewayUsage}` since 00:00 UTC on the 1st, in one grouped query."""
+def _usage_this_month(user: User, gateway_ids: list[int], now: datetime) -> dict[int, GatewayUsage]:
+    """`{gateway id: GatewayUsage}` since 00:00 UTC on the 1st, in one grouped query, of the
+    gateways whose usage `user` may read (`Action.VIEW_USAGE`); others are left out."""
     if not gateway_ids:
         return {}
     rows = (
-        UsageEvent.objects.filter(gateway_id__in=gateway_ids, created_at__gte=window_start(RefreshPeriod.MONTHLY, now))
+        UsageEvent.objects.restrict(user, Action.VIEW_USAGE)
+        .filter(gateway_id__in=gateway_ids, created_at__gte=window_start(RefreshPeriod.MONTHLY, now))
         .values("gateway_id")
         .annotate(requests=Count("id"), tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
     )
@@ -81,8 +89,9 @@ def _usage_this_month(gateway_ids: list[int], now: datetime) -> dict[int, Gatewa
 @login_required
 def gateway_list(request: HttpRequest) -> HttpResponse:
     """The live gateways the user may see, by resource group, with their active keys and this
-    month's usage. Filters in the URL, so a view can be shared: `?group=<id>`, `?q=<name part>`,
-    `?status=enabled|disabled`; htmx requests get the table alone."""
+    month's usage (only where the user may read usage: `None` for a viewer's). Filters in the
+    URL, so a view can be shared: `?group=<id>`, `?q=<name part>`, `?status=enabled|disabled`;
+    htmx requests get the table alone."""
     groups = list(groups_for(request.user).order_by("name"))
     gateways = (
         gateways_for(request.user)
@@ -102,9 +111,11 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
         gateways = gateways.filter(status=status)
     rows = list(gateways)
     now = timezone.now()
-    usage = _usage_this_month([g.pk for g in rows], now)
+    policy = policy_for(request.user)
+    usage = _usage_this_month(request.user, [g.pk for g in rows], now)
     for gateway in rows:
-        gateway.usage = usage.get(gateway.pk, GatewayUsage())  # type: ignore[attr-defined]
+        readable = policy.can(Action.VIEW_USAGE, gateway.resource_group_id)
+        gateway.usage = usage.get(gateway.pk, GatewayUsage()) if readable else None  # type: ignore[attr-defined]
     context = {
         "gateways": rows,
         "groups": groups,
@@ -138,6 +149,7 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
+                # The service checks the name (`gateway_name_check`'s rule) and every limit.
                 gateway, api_key, secret = create_gateway(
                     resource_group=data["resource_group"],
                     name=data["name"],
@@ -148,7 +160,7 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
                     spend_budget_refresh_period=data["spend_budget_refresh_period"] or RefreshPeriod.NONE,
                     tokens_per_minute=data["tokens_per_minute"],
                 )
-            except ValidationError as error:
+            except ApplicationError as error:
                 add_service_errors(form, error, CREATE_FORM_FIELDS)
             else:
                 # The secret is in this response only: never cache it, never store it.
@@ -168,44 +180,74 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def gateway_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A gateway's details page with the tabs Logs, Data analysis, Basic information, API keys and
-    Limits (`?tab=`; htmx requests get the tabs alone)."""
+    Limits (`?tab=`; htmx requests get the tabs alone). Logs and Data analysis need
+    `Action.VIEW_USAGE`: a viewer does not see them and gets 403 at their URLs."""
     gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
     tab = request.GET.get("tab", "basic")
     if tab not in TABS:
         tab = "basic"
+    if tab in USAGE_TABS and not can(request.user, Action.VIEW_USAGE, gateway.resource_group):
+        raise PermissionDenied(USAGE_DENIED)
     return _render_detail(request, gateway, tab)
 
 
+def _tabs_for(user: User, gateway: Gateway) -> dict[str, str]:
+    """The tabs `user` sees on `gateway`'s page: all of them, but Logs and Data analysis only
+    with `Action.VIEW_USAGE` in its resource group."""
+    if can(user, Action.VIEW_USAGE, gateway.resource_group):
+        return TABS
+    return {key: label for key, label in TABS.items() if key not in USAGE_TABS}
+
+
+def _models_context(user: User, gateway: Gateway, form: GatewayModelsForm | None = None) -> dict:
+    """The gateway's models as Basic information shows them, and its form for managers."""
+    models = list(gateway.allowed_models.order_by("name"))
+    context: dict = {"gateway_models": models}
+    if can(user, Action.MANAGE_GATEWAYS, gateway.resource_group):
+        catalog = Model.objects.restrict(user).order_by("name")
+        context["models_form"] = form or GatewayModelsForm(
+            catalog=catalog, initial={"all_models": gateway.all_models, "models": models}
+        )
+    return context
+
+
 def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) -> HttpResponse:
+    user = request.user
+    can_view_usage = can(user, Action.VIEW_USAGE, gateway.resource_group)
     context = {
         "gateway": gateway,
         "tab": tab,
-        "tabs": TABS,
-        "can_manage": can(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group),
-        "can_create_keys": can(request.user, Action.CREATE_KEYS, gateway.resource_group),
+        "tabs": _tabs_for(user, gateway),
+        "can_manage": can(user, Action.MANAGE_GATEWAYS, gateway.resource_group),
+        "can_create_keys": can(user, Action.CREATE_KEYS, gateway.resource_group),
+        "can_view_usage": can_view_usage,
     }
     if tab == "basic":
-        quota = TokenQuota.objects.filter(gateway=gateway).first()
+        quota = TokenQuota.objects.restrict(user).filter(gateway=gateway).first()
         context["quota"] = quota
-        if quota is not None:
-            used = tokens_used(gateway=gateway, since=window_start(quota.refresh_period, timezone.now()))
+        if quota is not None and can_view_usage:
+            since = window_start(quota.refresh_period, timezone.now())
+            used = tokens_used(gateway=gateway, since=since, user=user)
             context["quota_used"] = used
             context["quota_percent"] = _percent(used, quota.limit_tokens)
-        context["api_keys"] = gateway.api_keys.order_by("-created_at")
+        context["api_keys"] = api_keys_for(user).filter(gateway=gateway).order_by("-created_at")
+        context.update(_models_context(user, gateway, extra.get("models_form")))
     elif tab == "keys":
         now = timezone.now()
-        api_keys = list(gateway.api_keys.select_related("spend_budget").order_by("-created_at"))
+        keys = api_keys_for(user).filter(gateway=gateway).select_related("spend_budget")
+        api_keys = list(keys.order_by("-created_at"))
         budgets = [b for b in (spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
         spent = spend_by_api_key(budgets=budgets, now=now)
         context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
         context["keys_next"] = reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys"
     elif tab == "limits":
-        context.update(_limits_context(gateway, **extra))
+        context.update(_limits_context(user, gateway, **extra))
     elif tab == "analysis":
         now = timezone.now()
-        context["summary"] = usage_summary(gateway=gateway, since=window_start(RefreshPeriod.MONTHLY, now), until=now)
+        since = window_start(RefreshPeriod.MONTHLY, now)
+        context["summary"] = usage_summary(gateway=gateway, since=since, until=now, user=user)
     else:
-        context["events"] = usage_events_latest(gateway=gateway)
+        context["events"] = usage_events_latest(gateway=gateway, user=user)
     template = "gateway/gateway_detail.html#tabs" if is_partial(request) else "gateway/gateway_detail.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
@@ -256,7 +298,8 @@ def budget_line(spent: Decimal, budget: SpendBudget) -> str:
 def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpResponse:
     """The Edit budget dialog of one API key (GET: its form; POST: save it)."""
     gateway = gateway_to_manage(request, pk)
-    api_key = get_object_or_404(gateway.api_keys.select_related("spend_budget"), pk=key_pk)
+    keys = api_keys_for(request.user, Action.MANAGE_GATEWAYS).filter(gateway=gateway).select_related("spend_budget")
+    api_key = get_object_or_404(keys, pk=key_pk)
     budget = spend_budget_of(api_key)
     if request.method == "POST":
         form = ApiKeyBudgetForm(request.POST)
@@ -265,7 +308,7 @@ def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpRespo
             if not is_partial(request):
                 messages.success(request, message)
                 return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys")
-            row = KeyRow.of(ApiKey.objects.select_related("spend_budget").get(pk=api_key.pk), timezone.now())
+            row = KeyRow.of(keys.get(pk=api_key.pk), timezone.now())
             response = render(request, "gateway/gateway_detail.html#key-budget-saved", {"row": row, "oob": True})
             trigger_client_event(response, "aigw:close-dialog", {"id": "budget-dialog"}, after="settle")
             trigger_client_event(response, "aigw:toast", {"message": message}, after="settle")
@@ -276,6 +319,29 @@ def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpRespo
     template = "gateway/api_key_budget.html" + ("#form" if is_partial(request) else "")
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# Basic information: the gateway's models (owners and admins choose them from the catalog).
+
+
+@login_required
+@require_POST
+def gateway_models_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Save the gateway's models (`gateway.services.gateway_update`): All models, or exactly the
+    chosen ones; none chosen serves no model (never all). htmx gets the tabs back, with a
+    toast; other clients are redirected to Basic information."""
+    gateway = gateway_to_manage(request, pk)
+    form = GatewayModelsForm(request.POST, catalog=Model.objects.restrict(request.user).order_by("name"))
+    saved = save_form(
+        form, lambda data: gateway_update(gateway=gateway, all_models=data["all_models"], models=data["models"])
+    )
+    if saved and not is_partial(request):
+        messages.success(request, MODELS_SAVED)
+        return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=basic")
+    response = _render_detail(request, gateway, "basic", models_form=None if saved else form)
+    if saved:
+        trigger_client_event(response, "aigw:toast", {"message": MODELS_SAVED})
     return response
 
 
@@ -314,7 +380,7 @@ def gateway_limit_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse
     context = {
         "gateway": gateway,
         "can_manage": True,
-        **_limits_context(gateway, bound={} if saved else {kind: form}, saved=kind if saved else None),
+        **_limits_context(request.user, gateway, bound={} if saved else {kind: form}, saved=kind if saved else None),
     }
     response = render(request, f"gateway/gateway_detail.html#limit-{kind}", context)
     if saved:
@@ -322,13 +388,16 @@ def gateway_limit_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse
     return response
 
 
-def _limits_context(gateway: Gateway, *, bound: dict[str, Form] | None = None, saved: str | None = None) -> dict:
-    """What the Limits tab shows: each limit, its form, and what was used in its window."""
+def _limits_context(
+    user: User, gateway: Gateway, *, bound: dict[str, Form] | None = None, saved: str | None = None
+) -> dict:
+    """What the Limits tab shows: each limit (read through the policy), its form, and what was
+    used in its window (a limit's state, `quotas.selectors`)."""
     bound = bound or {}
     now = timezone.now()
-    quota = TokenQuota.objects.filter(gateway=gateway).first()
-    budget = SpendBudget.objects.filter(gateway=gateway).first()
-    rate = RateLimit.objects.filter(gateway=gateway).first()
+    quota = TokenQuota.objects.restrict(user).filter(gateway=gateway).first()
+    budget = SpendBudget.objects.restrict(user).filter(gateway=gateway).first()
+    rate = RateLimit.objects.restrict(user).filter(gateway=gateway).first()
     windows: dict[str, Used] = {}
 
     def used(period: str) -> Used:
@@ -340,6 +409,7 @@ def _limits_context(gateway: Gateway, *, bound: dict[str, Form] | None = None, s
     quota_used = used(quota.refresh_period if quota else RefreshPeriod.NONE).tokens
     spent = used(live_budget.refresh_period if live_budget else RefreshPeriod.NONE).usd
     minute = now.replace(second=0, microsecond=0)
+    this_minute = used_in_window(level=Level.GATEWAY, entity_id=gateway.pk, since=minute)
     return {
         "saved": saved,
         "quota": quota,
@@ -350,8 +420,8 @@ def _limits_context(gateway: Gateway, *, bound: dict[str, Form] | None = None, s
         "budget_line": budget_line(spent, live_budget) if live_budget else None,
         "budget_percent": _percent(spent, live_budget.limit_usd) if live_budget else None,
         "rate": rate,
-        "minute_tokens": used_in_window(level=Level.GATEWAY, entity_id=gateway.pk, since=minute).tokens,
-        "minute_requests": UsageEvent.objects.filter(gateway=gateway, created_at__gte=minute).count(),
+        "minute_tokens": this_minute.tokens,
+        "minute_requests": this_minute.requests,
         "token_quota_form": bound.get("token-quota") or TokenQuotaForm(initial=TokenQuotaForm.initial_for(quota)),
         "spend_budget_form": bound.get("spend-budget") or SpendBudgetForm(initial=SpendBudgetForm.initial_for(budget)),
         "rate_limit_form": bound.get("rate-limit") or RateLimitForm(initial=RateLimitForm.initial_for(rate)),
@@ -361,18 +431,19 @@ def _limits_context(gateway: Gateway, *, bound: dict[str, Form] | None = None, s
 # Writes: each calls the limit's service; what the service refuses goes back to the form.
 
 
-def save_form(form: Form, write) -> bool:
-    """Validate `form` and call `write(cleaned_data)` atomically; True when it was saved."""
+def save_form(form: Form, write, fields: dict[str, str] | None = None) -> bool:
+    """Validate `form` and call `write(cleaned_data)` atomically; True when it was saved.
+
+    What the service refuses (`gateway.errors.ApplicationError`) goes back to the form with
+    `add_service_errors` (`fields` maps the service's field names to the form's); a 403 or 404
+    from the service becomes the 403 or 404 page."""
     if not form.is_valid():
         return False
     try:
         with transaction.atomic():
             write(form.cleaned_data)
-    except ValidationError as error:
-        add_service_errors(form, error)
-        return False
-    except BudgetExists:
-        form.add_error(None, BUDGET_CHANGED)
+    except ApplicationError as error:
+        add_service_errors(form, error, fields)
         return False
     return True
 
@@ -381,7 +452,7 @@ def token_quota_save(gateway: Gateway, data: dict) -> None:
     """Save the Manage token quota form's `cleaned_data` on `gateway` (unlimited removes it).
 
     Raises:
-        ValidationError: from `quotas.services.token_quota_set`.
+        ValidationFailed: from `quotas.services.token_quota_set`.
     """
     token_quota_set(
         gateway=gateway,

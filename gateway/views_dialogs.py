@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,8 +27,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from gateway.api import with_effective_status
-from gateway.forms import TokenQuotaForm, add_service_errors
+from gateway.errors import ApplicationError, add_service_errors
+from gateway.forms import TokenQuotaForm
 from gateway.forms_dialogs import (
     ApiKeyCreateForm,
     ApiKeyEditForm,
@@ -38,7 +38,7 @@ from gateway.forms_dialogs import (
     ManageExpirationForm,
 )
 from gateway.models import Gateway, GatewayStatus
-from gateway.permissions import Action, can, can_change_api_key, gateways_for, groups_for
+from gateway.permissions import Action, can, can_change_api_key, gateways_for, groups_for, policy_for
 from gateway.services import copy_name, gateway_delete, gateway_duplicate, gateway_update
 from gateway.views import (
     KeyRow,
@@ -48,7 +48,9 @@ from gateway.views import (
     spend_budget_of,
     token_quota_save,
 )
+from keys.filters import ApiKeyFilterSet
 from keys.models import ApiKey, ApiKeyStatus
+from keys.selectors import api_key_for, api_keys_for
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
 from quotas.models import TokenQuota
 from quotas.selectors import spend_by_api_key
@@ -115,10 +117,9 @@ def _keys_tab(gateway: Gateway) -> str:
 def _api_key_to_change(request: HttpRequest, key_pk: int) -> ApiKey:
     """The API key, if the user may change it: 404 when its gateway is not visible to the user
     (another group, or deleted), 403 when the role does not allow it (`can_change_api_key`)."""
-    visible = ApiKey.objects.filter(gateway__in=gateways_for(request.user)).select_related(
-        "gateway__resource_group", "spend_budget"
-    )
-    api_key = get_object_or_404(visible, pk=key_pk)
+    api_key = api_key_for(request.user, key_pk)
+    if api_key is None:
+        raise Http404("No such API key.")
     if not can_change_api_key(request.user, api_key):
         raise PermissionDenied(KEY_DENIED)
     return api_key
@@ -133,7 +134,7 @@ def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
     """Manage token quota: Unlimited, or tokens (every type) per refresh period, soft or hard.
     The same save as the Limits tab (`quotas.services.token_quota_set`)."""
     gateway = gateway_to_manage(request, pk)
-    quota = TokenQuota.objects.filter(gateway=gateway).first()
+    quota = TokenQuota.objects.restrict(request.user).filter(gateway=gateway).first()
     if request.method == "POST":
         form = TokenQuotaForm(request.POST)
         if save_form(form, lambda data: token_quota_save(gateway, data)):
@@ -150,20 +151,21 @@ def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
     """Manage expiration: a new expiry for one of the gateway's API keys (7/30/60/90 days,
     Long-lived, or a custom UTC date-time). `?key=<id>` preselects a key."""
     gateway = gateway_to_manage(request, pk)
+    api_keys = api_keys_for(request.user, Action.MANAGE_GATEWAYS).filter(gateway=gateway)
     if request.method == "POST":
-        form = ManageExpirationForm(request.POST, gateway=gateway)
+        form = ManageExpirationForm(request.POST, api_keys=api_keys)
         if form.is_valid():
             data = form.cleaned_data
             api_key = data["api_key"]
             try:
                 api_key_update(api_key=api_key, expires_at=data["expires_at"], clear_expiry=data["expires_at"] is None)
-            except ValidationError as error:
+            except ApplicationError as error:
                 add_service_errors(form, error)
             else:
                 detail = reverse("gateway-detail", args=[gateway.pk])
                 return _done(request, f"Expiration of {api_key.name} saved.", "expiration-dialog", detail)
     else:
-        form = ManageExpirationForm(gateway=gateway)
+        form = ManageExpirationForm(api_keys=api_keys)
         choices = list(form.fields["api_key"].queryset)  # type: ignore[attr-defined]
         selected = next((k for k in choices if str(k.pk) == request.GET.get("key")), choices[0] if choices else None)
         form.initial = {"api_key": selected, **ExpiryForm.initial_for(selected)}
@@ -184,7 +186,7 @@ def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
                 copy, api_key, secret = gateway_duplicate(
                     gateway=gateway, name=form.cleaned_data["name"].strip(), created_by=request.user
                 )
-            except ValidationError as error:
+            except ApplicationError as error:
                 add_service_errors(form, error)
             else:
                 context = {"gateway": gateway, "copy": copy, "api_key": api_key, "secret": secret}
@@ -201,12 +203,13 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
     """Enable or disable the gateway (`status=enabled|disabled`); a disabled gateway refuses
     every request of its API keys. htmx gets the page head back, with a toast.
 
-    Answers 400 for any other status."""
+    Answers 400 for any other status (the service's rule, `gateway_update`)."""
     gateway = gateway_to_manage(request, pk)
     wanted = request.POST.get("status", "")
-    if wanted not in (GatewayStatus.ENABLED, GatewayStatus.DISABLED):
-        return HttpResponseBadRequest("status must be enabled or disabled")
-    gateway_update(gateway=gateway, status=wanted)
+    try:
+        gateway_update(gateway=gateway, status=wanted)
+    except ApplicationError as error:
+        return HttpResponseBadRequest(error.message)
     if wanted == GatewayStatus.ENABLED:
         message = f"{gateway.name} is enabled: its API keys work again."
     else:
@@ -240,7 +243,7 @@ def gateway_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("gateway-list")
     else:
         form = DeleteForm(gateway=gateway)
-    live_keys = gateway.api_keys.exclude(status=ApiKeyStatus.REVOKED).count()
+    live_keys = api_keys_for(request.user).filter(gateway=gateway).exclude(status=ApiKeyStatus.REVOKED).count()
     return _dialog(request, "gateway/dialogs/delete.html", {"gateway": gateway, "form": form, "live_keys": live_keys})
 
 
@@ -301,7 +304,7 @@ def _create_key(request: HttpRequest, form: ApiKeyCreateForm, gateway: Gateway |
                         mode=data["mode"],
                         api_key=api_key,
                     )
-        except ValidationError as error:
+        except ApplicationError as error:
             add_service_errors(form, error)
         else:
             context = {"gateway": gateway, "api_key": api_key, "secret": secret, "next": next_url}
@@ -329,7 +332,7 @@ def api_key_edit(request: HttpRequest, key_pk: int) -> HttpResponse:
                     expires_at=None if data["keep_expiry"] else data["expires_at"],
                     clear_expiry=not data["keep_expiry"] and data["expires_at"] is None,
                 )
-            except ValidationError as error:
+            except ApplicationError as error:
                 add_service_errors(form, error)
             else:
                 return _done(request, f"API key {api_key.name} saved.", "key-edit-dialog", next_url)
@@ -350,8 +353,11 @@ def api_key_rotate_view(request: HttpRequest, key_pk: int) -> HttpResponse:
     if request.method == "POST":
         try:
             api_key, secret = api_key_rotate(api_key=api_key)
-        except ValueError:
-            error = ROTATE_REVOKED
+        except ApplicationError as refused:
+            form = forms.Form({})  # a confirmation has no fields: the service's sentence goes above it
+            form.is_valid()
+            add_service_errors(form, refused)
+            error = " ".join(str(message) for message in form.non_field_errors())
         else:
             context = {"api_key": api_key, "gateway": api_key.gateway, "secret": secret, "next": next_url}
             message = f"API key {api_key.name} rotated."
@@ -397,37 +403,41 @@ class ApiKeyListRow:
 def api_key_list(request: HttpRequest) -> HttpResponse:
     """Every API key of the live gateways the user may see, newest first, with its budget line
     (`$1.04 / $10 spent · monthly` or `Unlimited quota`). Filters in the URL: `?gateway=<id>`,
-    `?status=active|suspended|expired|revoked` (effective status), `?q=<name or prefix>`,
-    `?page=`; htmx requests get the table alone. A fixed number of queries per page, whatever
+    `?status=active|suspended|expired|revoked` (effective status), `?q=<name or prefix>` (the
+    FilterSet of `GET /api/v1/api-keys`, `keys.filters.ApiKeyFilterSet`), `?page=`; htmx
+    requests get the table alone. A fixed number of queries per page, whatever
     the number of keys."""
     user = request.user
     gateways = list(gateways_for(user).select_related("resource_group").order_by("resource_group__name", "name"))
-    keys = ApiKey.objects.filter(gateway__in=gateways_for(user)).select_related("gateway", "spend_budget")
-    selected_gateway = next((g for g in gateways if str(g.pk) == request.GET.get("gateway", "")), None)
-    if selected_gateway is not None:
-        keys = keys.filter(gateway=selected_gateway)
-    query = request.GET.get("q", "").strip()[:100]
-    if query:
-        keys = keys.filter(Q(name__icontains=query) | Q(prefix__istartswith=query))
-    status = request.GET.get("status", "")
-    if status in STATUS_FILTERS:
-        keys = with_effective_status(keys, status)
-    else:
-        status = ""
-    page = Paginator(keys.order_by("-created_at", "-id"), KEYS_PER_PAGE).get_page(request.GET.get("page"))
+    keys = api_keys_for(user).select_related("gateway", "spend_budget")
+    filters = ApiKeyFilterSet(request.GET, queryset=keys)
+    if not filters.is_valid():  # the page ignores a filter it cannot read, as if it were absent
+        filters = ApiKeyFilterSet(
+            {name: value for name, value in request.GET.items() if name not in filters.errors}, queryset=keys
+        )
+        filters.is_valid()
+    chosen = filters.form.cleaned_data
+    selected_gateway = next((g for g in gateways if str(g.pk) == chosen.get("gateway")), None)
+    query = (chosen.get("q") or "").strip()
+    status = chosen.get("status") or ""
+    page = Paginator(filters.qs.order_by("-created_at", "-id"), KEYS_PER_PAGE).get_page(request.GET.get("page"))
     api_keys = list(page.object_list)
 
     now = timezone.now()
     budgets = [b for b in (spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
     spent = spend_by_api_key(budgets=budgets, now=now)
-    managed = set(groups_for(user, Action.MANAGE_GATEWAYS).values_list("pk", flat=True))
-    creating = set(groups_for(user, Action.CREATE_KEYS).values_list("pk", flat=True))
+    policy = policy_for(user)
     rows = []
     for api_key in api_keys:
         group_id = api_key.gateway.resource_group_id
+        managed = policy.can(Action.MANAGE_GATEWAYS, group_id)
         own = api_key.created_by_id is not None and api_key.created_by_id == user.pk
-        can_change = group_id in managed or (own and group_id in creating)
-        rows.append(ApiKeyListRow(KeyRow.of(api_key, now, spent.get(api_key.pk)), can_change, group_id in managed))
+        can_change = managed or (own and policy.can(Action.CREATE_KEYS, group_id))
+        rows.append(ApiKeyListRow(KeyRow.of(api_key, now, spent.get(api_key.pk)), can_change, managed))
+    creating = policy.can_anywhere(Action.CREATE_KEYS)
+    can_create_here = selected_gateway is not None and policy.can(
+        Action.CREATE_KEYS, selected_gateway.resource_group_id
+    )
 
     context = {
         "rows": rows,
@@ -438,10 +448,10 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
         "status": status,
         "statuses": STATUS_FILTERS,
         "filtered": bool(selected_gateway or query or status),
-        "can_act": bool(creating),
-        "can_create_here": selected_gateway is not None and selected_gateway.resource_group_id in creating,
-        "can_create_any": bool(creating) and bool(gateways),
-        "can_manage_any": bool(managed),
+        "can_act": creating,
+        "can_create_here": can_create_here,
+        "can_create_any": creating and bool(gateways),
+        "can_manage_any": policy.can_anywhere(Action.MANAGE_GATEWAYS),
     }
     template = "keys/api_key_list.html" + ("#table" if is_partial(request) else "")
     response = render(request, template, context)

@@ -14,7 +14,9 @@ A quota is `{"quotaEntityId", "apiKeyName", "limitAmount", "currentSpend", "refr
 with amounts in USD as JSON numbers (Decimal in Python up to the renderer). Every error is
 `{"error": "<sentence>"}`, and every 400 also names the offending field: `{"error": "limitAmount
 must be at least 1 USD.", "field": "limitAmount"}` (`"field": null` when the body as a whole is
-wrong). Writes go through `quotas.services`; roles come from `gateway.permissions`.
+wrong), rendered by the management API's one exception handler (`gateway.api_errors`, with
+`error_shape = "vercel"`). Writes go through `quotas.services`; roles come from
+`gateway.permissions`, and the key is read through `keys.selectors` (the policy's `restrict`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -41,17 +42,17 @@ from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
+from gateway.errors import Conflict, NotFound
 from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
-from gateway.permissions import Action, can, gateways_for
+from gateway.permissions import Action, User, require
 from keys.models import ApiKey
+from keys.selectors import api_key_for
 from quotas.models import Level, LimitMode, RefreshPeriod, SpendBudget
 from quotas.periods import window_start
 from quotas.selectors import used_in_window
-from quotas.services import BudgetExists, spend_budget_archive, spend_budget_create, spend_budget_update
+from quotas.services import spend_budget_archive, spend_budget_create, spend_budget_update
 
 QUOTA_NOT_FOUND = "Quota not found"
 API_KEY_NOT_FOUND = "API key not found"
@@ -224,85 +225,23 @@ def _budget_of(api_key: ApiKey) -> SpendBudget | None:
         return None
 
 
-def _visible_api_key(user, key_id: int | None, *, not_found: str) -> ApiKey:
+def _visible_api_key(user: User, key_id: int | None, *, not_found: str) -> ApiKey:
     """The API key with its gateway, group and budget, if `user` may view its resource group;
     else 404 with `not_found`, exactly as for a key that does not exist (SPEC §5)."""
-    api_key = None
-    if key_id is not None:
-        api_key = (
-            ApiKey.objects.select_related("gateway__resource_group", "spend_budget")
-            .filter(pk=key_id, gateway__in=gateways_for(user, Action.VIEW_SETTINGS))
-            .first()
-        )
+    api_key = api_key_for(user, key_id) if key_id is not None else None
     if api_key is None:
-        raise exceptions.NotFound(not_found)
+        raise NotFound(not_found)
     return api_key
 
 
-def _require_manage(user, api_key: ApiKey) -> None:
-    if not can(user, Action.MANAGE_GATEWAYS, api_key.gateway.resource_group):
-        raise exceptions.PermissionDenied(MANAGE_DENIED)
+def _require_manage(user: User, api_key: ApiKey) -> None:
+    require(user, Action.MANAGE_GATEWAYS, api_key.gateway.resource_group, MANAGE_DENIED)
 
 
 def _json_object(request: Request) -> dict:
     if not isinstance(request.data, dict):
         raise field_error(None, "The body must be a JSON object")
     return request.data
-
-
-# Errors -------------------------------------------------------------------------------------
-
-
-def _sentence(field: str, message: str) -> str:
-    if message.startswith("This field "):
-        return field + message[len("This field") :]
-    return f"{field} {message[:1].lower()}{message[1:]}"
-
-
-def _first_error(detail) -> tuple[str | None, str]:
-    """The first (field, message) of a DRF ValidationError's detail; fields in declared order."""
-    if isinstance(detail, dict):
-        field, messages = next(iter(detail.items()))
-        _, message = _first_error(messages)
-        if field == api_settings.NON_FIELD_ERRORS_KEY:
-            return None, message
-        return field, _sentence(field, message)
-    if isinstance(detail, list):
-        return _first_error(detail[0]) if detail else (None, "Invalid request")
-    return None, str(detail)
-
-
-def _from_django_validation_error(exc: DjangoValidationError) -> exceptions.ValidationError:
-    if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError(
-            {_API_FIELDS.get(field, field): messages for field, messages in exc.message_dict.items()}
-        )
-    return exceptions.ValidationError(exc.messages)
-
-
-def quotas_exception_handler(exc, context) -> Response | None:
-    """The one error shape of the quotas API, Vercel's: `{"error": "<sentence>"}`, and for every
-    400 also `"field"` (the API field name, or null when the body as a whole is wrong).
-
-    Maps the services' exceptions: `BudgetExists` → 409 (Vercel: POST on a key that has a budget,
-    archived or not, returns 409); Django's `ValidationError` → 400 naming the field. Statuses
-    otherwise are DRF's (403 when not signed in, 404, 405, 415)."""
-    if isinstance(exc, BudgetExists):
-        exc = exceptions.APIException(QUOTA_EXISTS)
-        exc.status_code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, DjangoValidationError):
-        exc = _from_django_validation_error(exc)
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, exceptions.ValidationError):
-        field, message = _first_error(exc.detail)
-        response.data = {"error": message, "field": field}
-    elif isinstance(response.data, dict) and "detail" in response.data:
-        response.data = {"error": str(response.data["detail"])}
-        if response.status_code == status.HTTP_400_BAD_REQUEST:
-            response.data["field"] = None
-    return response
 
 
 # The view -----------------------------------------------------------------------------------
@@ -395,9 +334,10 @@ class QuotaView(APIView):
 
     parser_classes = [DecimalJSONParser]
     renderer_classes = [JSONRenderer]
-
-    def get_exception_handler(self):
-        return quotas_exception_handler
+    # The one handler (`gateway.api_errors`) renders Vercel's `{"error", "field"}` for this view,
+    # naming the API's fields for the services' (`limit_usd` → `limitAmount`…).
+    error_shape = "vercel"
+    service_fields = _API_FIELDS
 
     def _api_key_from_query(self, request: Request) -> ApiKey:
         key_id = parse_quota_entity_id(request.query_params.get("quotaEntityId"))
@@ -408,7 +348,7 @@ class QuotaView(APIView):
         api_key = self._api_key_from_query(request)
         budget = _budget_of(api_key)
         if budget is None or budget.archived_at is not None:
-            raise exceptions.NotFound(QUOTA_NOT_FOUND)
+            raise NotFound(QUOTA_NOT_FOUND)
         return Response(QuotaSerializer(quota_of(api_key=api_key, budget=budget)).data)
 
     @idempotent
@@ -422,6 +362,10 @@ class QuotaView(APIView):
         serializer = QuotaCreateSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if _budget_of(api_key) is not None:
+            # Vercel's answer, which says how to restore; `spend_budget_create` refuses it too
+            # (`BudgetExists`, a 409 as well) when two creates race.
+            raise Conflict(QUOTA_EXISTS)
         budget = spend_budget_create(
             api_key=api_key,
             limit_usd=data["limitAmount"],
@@ -447,7 +391,7 @@ class QuotaView(APIView):
         changes = serializer.validated_data
         budget = _budget_of(api_key)
         if budget is None or (budget.archived_at is not None and changes.get("archived") is not False):
-            raise exceptions.NotFound(QUOTA_NOT_FOUND)
+            raise NotFound(QUOTA_NOT_FOUND)
         budget = spend_budget_update(budget=budget, **{_UPDATE_ARGUMENTS[name]: v for name, v in changes.items()})
         if budget.archived_at is not None:
             return Response({"quotaEntityId": api_key.quota_entity_id, "archived": True})
@@ -460,6 +404,6 @@ class QuotaView(APIView):
         _require_manage(request.user, api_key)
         budget = _budget_of(api_key)
         if budget is None or budget.archived_at is not None:
-            raise exceptions.NotFound(QUOTA_NOT_FOUND)
+            raise NotFound(QUOTA_NOT_FOUND)
         spend_budget_archive(budget=budget)
         return Response({"quotaEntityId": api_key.quota_entity_id, "archived": True})

@@ -11,24 +11,25 @@
 
 Reading needs `Action.VIEW_SETTINGS` in the owner's resource group; changing needs
 `Action.MANAGE_GATEWAYS` (owner, admin), else 403; an owner in a group the user is not a member
-of is 404. Writes go through `quotas.services`, which audit them. Changes reach the data plane
-within the config TTL.
+of is 404. Every read goes through the policy (`restrict`); writes go through `quotas.services`,
+which audit them, and their errors reach the one exception handler (`gateway.api_errors`).
+Changes reach the data plane on its next request.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
+from gateway.errors import NotFound
 from gateway.models import Gateway, ResourceGroup
-from gateway.permissions import Action, can, gateways_for, groups_for
+from gateway.permissions import Action, User, gateways_for, groups_for, require
 from keys.models import ApiKey
+from keys.selectors import api_key_for
 from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_end, window_start
 from quotas.selectors import used_in_window
@@ -46,14 +47,6 @@ NOT_FOUND: dict[str, str] = {
     Level.RESOURCE_GROUP: "Resource group not found.",
 }
 MANAGE_DENIED = "Changing limits needs the owner or admin role in the resource group."
-
-
-def limits_exception_handler(exc, context) -> Response | None:
-    """DRF's handler, plus: a service's Django `ValidationError` → 400 `{"<field>": [...]}`."""
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
-    return drf_exception_handler(exc, context)
 
 
 # Serializers --------------------------------------------------------------------------------
@@ -135,34 +128,31 @@ class RateLimitInputSerializer(serializers.Serializer):
 # Reading ------------------------------------------------------------------------------------
 
 
-def _owner(user, level: str, pk: int) -> tuple[ApiKey | Gateway | ResourceGroup, ResourceGroup]:
+def _owner(user: User, level: str, pk: int) -> tuple[ApiKey | Gateway | ResourceGroup, ResourceGroup]:
     """The owner `pk` at `level` and its resource group, if `user` may view it; else 404."""
     owner: ApiKey | Gateway | ResourceGroup | None
+    group: ResourceGroup | None
     if level == Level.API_KEY:
-        owner = (
-            ApiKey.objects.select_related("gateway__resource_group")
-            .filter(pk=pk, gateway__in=gateways_for(user, Action.VIEW_SETTINGS))
-            .first()
-        )
-        group = owner.gateway.resource_group if owner is not None else None
+        api_key = api_key_for(user, pk)
+        owner, group = api_key, api_key.gateway.resource_group if api_key is not None else None
     elif level == Level.GATEWAY:
-        owner = gateways_for(user, Action.VIEW_SETTINGS).select_related("resource_group").filter(pk=pk).first()
-        group = owner.resource_group if owner is not None else None
+        gateway = gateways_for(user, Action.VIEW_SETTINGS).select_related("resource_group").filter(pk=pk).first()
+        owner, group = gateway, gateway.resource_group if gateway is not None else None
     else:
-        owner = groups_for(user, Action.VIEW_SETTINGS).filter(pk=pk).first()
-        group = owner
+        owner = group = groups_for(user, Action.VIEW_SETTINGS).filter(pk=pk).first()
     if owner is None or group is None:
-        raise exceptions.NotFound(NOT_FOUND[level])
+        raise NotFound(NOT_FOUND[level])
     return owner, group
 
 
-def limits_of(level: str, owner) -> dict:
-    """`{"level", "id", "token_quota", "spend_budget", "rate_limit"}` of one owner, with the
-    tokens and cost used in each limit's current UTC window (from the usage events)."""
+def limits_of(user: User, level: str, owner) -> dict:
+    """`{"level", "id", "token_quota", "spend_budget", "rate_limit"}` of one owner, read through
+    the policy (`restrict(user, Action.VIEW_SETTINGS)`), with the tokens and cost used in each
+    limit's current UTC window (from the usage events)."""
     now = timezone.now()
     owner_field = _OWNER_FIELDS[level]
     data: dict = {"level": level, "id": owner.pk, "token_quota": None, "spend_budget": None, "rate_limit": None}
-    quota = TokenQuota.objects.filter(**{owner_field: owner}).first()
+    quota = TokenQuota.objects.restrict(user).filter(**{owner_field: owner}).first()
     if quota is not None:
         since = window_start(quota.refresh_period, now)
         data["token_quota"] = {
@@ -173,7 +163,7 @@ def limits_of(level: str, owner) -> dict:
             "window_start": None if quota.refresh_period == RefreshPeriod.NONE else since,
             "resets_at": window_end(quota.refresh_period, now),
         }
-    budget = SpendBudget.objects.filter(**{owner_field: owner}).first()
+    budget = SpendBudget.objects.restrict(user).filter(**{owner_field: owner}).first()
     if budget is not None:
         since = window_start(budget.refresh_period, now)
         data["spend_budget"] = {
@@ -186,7 +176,7 @@ def limits_of(level: str, owner) -> dict:
             "window_start": None if budget.refresh_period == RefreshPeriod.NONE else since,
             "resets_at": window_end(budget.refresh_period, now),
         }
-    rate = RateLimit.objects.filter(**{owner_field: owner}).first()
+    rate = RateLimit.objects.restrict(user).filter(**{owner_field: owner}).first()
     if rate is not None:
         data["rate_limit"] = {
             "tokens_per_minute": rate.tokens_per_minute,
@@ -206,15 +196,13 @@ _WRITE_ERRORS = {
 
 class _LimitsView(GenericAPIView):
     serializer_class = LimitsSerializer
-
-    def get_exception_handler(self):
-        return limits_exception_handler
+    # The services' field names are this API's (`limit_tokens`, `limit_usd`, `tokens_per_minute`…).
+    service_fields: dict[str, str] = {}
 
     def _owner_for_write(self, request: Request, owners: str, pk: int):
         level = LEVELS[owners]
         owner, group = _owner(request.user, level, pk)
-        if not can(request.user, Action.MANAGE_GATEWAYS, group):
-            raise exceptions.PermissionDenied(MANAGE_DENIED)
+        require(request.user, Action.MANAGE_GATEWAYS, group, MANAGE_DENIED)
         return level, owner
 
     @staticmethod
@@ -254,7 +242,7 @@ class LimitsView(_LimitsView):
         """Every limit of the owner with its use in the current window."""
         level = LEVELS[owners]
         owner, _ = _owner(request.user, level, pk)
-        return Response(limits_of(level, owner))
+        return Response(limits_of(request.user, level, owner))
 
 
 class TokenQuotaView(_LimitsView):
@@ -267,7 +255,7 @@ class TokenQuotaView(_LimitsView):
         body = TokenQuotaInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         token_quota_set(**self._owner_kwargs(level, owner), **body.validated_data)
-        return Response(limits_of(level, owner))
+        return Response(limits_of(request.user, level, owner))
 
     @extend_schema(responses={204: None, 403: _WRITE_ERRORS[403], 404: _WRITE_ERRORS[404]})
     def delete(self, request: Request, owners: str, pk: int) -> Response:
@@ -297,13 +285,17 @@ class SpendBudgetView(_LimitsView):
         body = SpendBudgetInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         spend_budget_set(**self._owner_kwargs(level, owner), **body.validated_data)
-        return Response(limits_of(level, owner))
+        return Response(limits_of(request.user, level, owner))
 
     @extend_schema(responses={204: None, 403: _WRITE_ERRORS[403], 404: _WRITE_ERRORS[404]})
     def delete(self, request: Request, owners: str, pk: int) -> Response:
         """Archive the spend budget: the owner is unlimited again; PUT restores it."""
         level, owner = self._owner_for_write(request, owners, pk)
-        budget = SpendBudget.objects.filter(**self._owner_kwargs(level, owner), archived_at__isnull=True).first()
+        budget = (
+            SpendBudget.objects.restrict(request.user, Action.MANAGE_GATEWAYS)
+            .filter(**self._owner_kwargs(level, owner), archived_at__isnull=True)
+            .first()
+        )
         if budget is not None:
             spend_budget_archive(budget=budget)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -323,7 +315,7 @@ class RateLimitView(_LimitsView):
             tokens_per_minute=body.validated_data.get("tokens_per_minute"),
             requests_per_minute=body.validated_data.get("requests_per_minute"),
         )
-        return Response(limits_of(level, owner))
+        return Response(limits_of(request.user, level, owner))
 
     @extend_schema(responses={204: None, 403: _WRITE_ERRORS[403], 404: _WRITE_ERRORS[404]})
     def delete(self, request: Request, owners: str, pk: int) -> Response:

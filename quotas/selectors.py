@@ -1,4 +1,8 @@
-"""Reads for limits: what an owner used in a window, from the usage events (the system of record)."""
+"""Reads for limits: what an owner used in a window, from the usage events (the system of record).
+
+These are the limit engine's and the period jobs' reads as much as the pages': they take the
+owner a caller already read through the policy (`restrict(user, action)`), and sum its usage
+events whatever the caller's role, because a limit's state (used, remaining) is part of it."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
 from quotas.models import Level
 from quotas.periods import window_start
@@ -20,10 +24,11 @@ LEVEL_FIELDS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class Used:
-    """Tokens (every type) and cost (USD) used in a window."""
+    """Tokens (every type), cost (USD) and requests (usage events) in a window."""
 
     tokens: int
     usd: Decimal
+    requests: int = 0
 
 
 def used_in_window(*, level: str, entity_id: int, since: datetime, until: datetime | None = None) -> Used:
@@ -34,8 +39,12 @@ def used_in_window(*, level: str, entity_id: int, since: datetime, until: dateti
     events = UsageEvent.objects.filter(**{LEVEL_FIELDS[level]: entity_id, "created_at__gte": since})
     if until is not None:
         events = events.filter(created_at__lt=until)
-    totals = events.aggregate(tokens=Sum("total_tokens"), usd=Sum("cost_usd"))
-    return Used(tokens=int(totals["tokens"] or 0), usd=Decimal(totals["usd"] or 0).quantize(Decimal("0.0000000001")))
+    totals = events.aggregate(tokens=Sum("total_tokens"), usd=Sum("cost_usd"), requests=Count("id"))
+    return Used(
+        tokens=int(totals["tokens"] or 0),
+        usd=Decimal(totals["usd"] or 0).quantize(Decimal("0.0000000001")),
+        requests=int(totals["requests"] or 0),
+    )
 
 
 def spend_by_api_key(*, budgets, now: datetime) -> dict[int, Decimal]:

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from gateway.models import GatewayStatus, Role
+from gateway.models import GatewayStatus, Membership, Role
 from gateway.services import gateway_create, gateway_update
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 
@@ -66,8 +66,14 @@ def test_search_and_status_filters_narrow_the_list_and_htmx_gets_the_table_alone
     assert "No gateways match" in nothing.content.decode()
 
 
+def _as_developer_of(group) -> None:
+    Membership.objects.filter(resource_group=group).update(role=Role.DEVELOPER)
+
+
 def test_each_gateway_shows_this_months_usage_at_a_glance(viewer):
-    client, support, _ = viewer
+    client, support, research = viewer
+    _as_developer_of(support)
+    _as_developer_of(research)
     helpdesk = support.gateways.get(name="helpdesk-bot")
     key = helpdesk.api_keys.get()
     UsageEventFactory(
@@ -112,3 +118,31 @@ def test_a_role_that_may_not_act_gets_the_house_403_page(viewer, settings):
 
     assert response.status_code == 403
     assert "Your role does not allow this" in response.content.decode()
+
+
+def test_a_viewer_sees_the_gateways_but_not_their_usage(viewer):
+    client, support, research = viewer
+    key = support.gateways.get(name="helpdesk-bot").api_keys.get()
+    UsageEventFactory(api_key=key, created_at=datetime(2026, 11, 19, tzinfo=UTC), cost_usd=Decimal("1.25"))
+
+    with time_machine.travel(NOW, tick=False):
+        body = client.get("/gateways/").content.decode()
+
+    assert "helpdesk-bot" in body and "paper-summaries" in body
+    assert "$1.25" not in body and "No requests yet" not in body
+    assert body.count("data-usage-hidden") == 3
+
+
+def test_usage_figures_show_only_in_the_groups_where_the_user_reads_usage(viewer):
+    client, support, research = viewer
+    _as_developer_of(research)
+    for gateway in (support.gateways.get(name="helpdesk-bot"), research.gateways.get()):
+        UsageEventFactory(
+            api_key=gateway.api_keys.get(), created_at=datetime(2026, 11, 19, tzinfo=UTC), cost_usd=Decimal("2.5")
+        )
+
+    with time_machine.travel(NOW, tick=False):
+        body = client.get("/gateways/").content.decode()
+
+    assert body.count("$2.50</strong>") == 1  # research's paper-summaries only
+    assert body.count("data-usage-hidden") == 2  # support's helpdesk-bot and triage

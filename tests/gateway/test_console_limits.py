@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from gateway.errors import ValidationFailed
 from gateway.models import Gateway, Role
 from gateway.services import gateway_create
 from keys.services import api_key_create
@@ -482,7 +482,7 @@ def test_the_create_dialog_refuses_a_bad_budget_or_tpm_on_its_more_settings_step
 
 def test_the_gateway_is_not_created_when_its_limits_cannot_be_set(client, group, monkeypatch):
     def refuse(**kwargs):
-        raise ValidationError({"tokens_per_minute": "Must be a positive whole number."})
+        raise ValidationFailed({"tokens_per_minute": "Must be a positive whole number."})
 
     monkeypatch.setattr("gateway.services.rate_limit_set", refuse)
     client.force_login(member(group, Role.OWNER))

@@ -193,6 +193,8 @@ def test_every_member_lists_and_reads_the_groups_gateways(group, gateway, role):
         "resource_group": group.pk,
         "status": "enabled",
         "created_at": detail.json()["created_at"],
+        "all_models": True,
+        "models": [],
     }
 
 

@@ -149,12 +149,12 @@ def test_get_answers_404_for_a_key_id_beyond_the_database_range(admin):
     assert response.json() == {"error": "Quota not found"}
 
 
-def test_get_reads_the_key_and_its_budget_in_one_query_and_the_spend_in_another(
+def test_get_reads_the_roles_then_the_key_and_its_budget_in_one_query_and_the_spend_in_another(
     admin, api_key, django_assert_num_queries
 ):
     spend_budget_create(api_key=api_key, limit_usd=10)
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):  # the user's roles (once per request), the key, its spend
         response = admin.get(query(api_key))
 
     assert response.status_code == 200
