@@ -99,6 +99,7 @@ def test_demo_seeds_weeks_of_history_once_with_a_key_over_its_budget():
     assert "History:" not in rerun and UsageEvent.objects.count() == count
 
 
+@pytest.mark.django_db
 def test_platform_admin_makes_a_user_manage_providers_and_revoke_takes_it_back():
     ana = UserFactory(username="ana")
     out = StringIO()
