@@ -6,8 +6,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from gateway.models import Gateway, Role
-from gateway.services import gateway_create
+from gateway.models import Gateway, Model, Role
+from gateway.services import gateway_create, mock_provider_ensure
 from keys.models import ApiKey
 from keys.tokens import hash_secret
 from quotas.models import TokenQuota
@@ -149,3 +149,148 @@ def test_the_logs_tab_is_rendered_as_a_fragment_for_htmx(client, group):
     assert "No requests yet" in fragment.content.decode()
     assert "<html" not in fragment.content.decode()
     assert UserFactory._meta.model.objects.count() == 1
+
+
+# Viewers read settings only: no Logs or Data analysis tab (SPEC §1) --------------------------
+
+
+def detail_url(gateway, tab=None) -> str:
+    return reverse("gateway-detail", args=[gateway.pk]) + (f"?tab={tab}" if tab else "")
+
+
+def tab_names(page: str) -> list[str]:
+    return re.findall(r'data-tab="([a-z]+)"', page)
+
+
+def test_a_viewer_sees_no_usage_tabs_and_the_page_opens_on_basic_information(client, group):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    client.force_login(member(group, Role.VIEWER))
+
+    page = client.get(detail_url(gateway)).content.decode()
+
+    assert tab_names(page) == ["basic", "keys", "limits"]
+    assert 'aria-selected="true" data-tab="basic"' in page
+
+
+@pytest.mark.parametrize("tab", ["logs", "analysis"])
+def test_a_viewer_gets_403_at_the_logs_and_data_analysis_urls(client, group, tab):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    client.force_login(member(group, Role.VIEWER))
+
+    assert client.get(detail_url(gateway, tab)).status_code == 403
+    assert client.get(detail_url(gateway, tab), headers={"HX-Request": "true"}).status_code == 403
+
+
+@pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.AUDITOR])
+def test_every_role_that_reads_usage_sees_every_tab(client, group, role):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    client.force_login(member(group, role))
+
+    page = client.get(detail_url(gateway)).content.decode()
+
+    assert tab_names(page) == ["logs", "analysis", "basic", "keys", "limits"]
+    assert client.get(detail_url(gateway, "logs")).status_code == 200
+    assert client.get(detail_url(gateway, "analysis")).status_code == 200
+
+
+def test_a_viewer_sees_the_token_quota_but_not_the_tokens_used(client, group):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot", token_quota=1_000_000)
+    client.force_login(member(group, Role.VIEWER))
+
+    page = client.get(detail_url(gateway)).content.decode()
+
+    assert "1,000,000 tokens" in page and "tokens used" not in page
+
+
+# A gateway's models on Basic information (SPEC §1) -------------------------------------------
+
+
+@pytest.fixture
+def catalog():
+    mock_provider_ensure()
+    return {model.name: model for model in Model.objects.all()}
+
+
+def models_line(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", re.search(r"<p data-models>(.*?)</p>", page, re.S).group(1)))
+
+
+def test_basic_information_says_all_models_or_lists_them(client, group, catalog):
+    every, _, _ = gateway_create(resource_group=group, name="every", all_models=True)
+    listed, _, _ = gateway_create(
+        resource_group=group, name="listed", allowed_models=[catalog["mock/large"], catalog["mock/echo"]]
+    )
+    client.force_login(member(group, Role.VIEWER))
+
+    assert models_line(client.get(detail_url(every)).content.decode()).startswith("All models")
+    assert models_line(client.get(detail_url(listed)).content.decode()) == "mock/echo, mock/large"
+
+
+def test_only_owners_and_admins_get_the_models_form(client, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    for role, has_form in [(Role.OWNER, True), (Role.ADMIN, True), (Role.DEVELOPER, False), (Role.VIEWER, False)]:
+        client.force_login(member(group, role))
+        page = client.get(detail_url(gateway)).content.decode()
+        assert (reverse("gateway-models", args=[gateway.pk]) in page) is has_form, role
+
+
+def test_an_admin_narrows_a_gateway_to_chosen_models(client, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    client.force_login(member(group, Role.ADMIN))
+
+    response = client.post(reverse("gateway-models", args=[gateway.pk]), {"models": ["mock/echo"]})
+
+    assert response.status_code == 302 and response["Location"].endswith("?tab=basic")
+    gateway.refresh_from_db()
+    assert not gateway.all_models and [m.name for m in gateway.allowed_models.all()] == ["mock/echo"]
+
+
+def test_saving_the_models_with_htmx_answers_the_tabs_with_a_toast(client, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    client.force_login(member(group, Role.OWNER))
+
+    response = client.post(
+        reverse("gateway-models", args=[gateway.pk]), {"all_models": "on"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200 and "<html" not in response.content.decode()
+    assert "Models saved." in response["HX-Trigger"]
+    assert models_line(response.content.decode()).startswith("All models")
+
+
+def test_removing_the_last_model_in_the_console_serves_none_never_all(client, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot", allowed_models=[catalog["mock/echo"]])
+    client.force_login(member(group, Role.ADMIN))
+
+    form_page = client.get(detail_url(gateway)).content.decode()
+    client.post(reverse("gateway-models", args=[gateway.pk]), {})
+
+    assert "serves no model at all" in form_page  # the help text says so before the change
+    gateway.refresh_from_db()
+    assert not gateway.all_models and not gateway.allowed_models.exists()
+    assert models_line(client.get(detail_url(gateway)).content.decode()).startswith("No models")
+
+
+def test_a_model_outside_the_catalog_is_an_error_on_the_form_and_nothing_changes(client, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    client.force_login(member(group, Role.ADMIN))
+
+    response = client.post(reverse("gateway-models", args=[gateway.pk]), {"models": ["gpt-9"]})
+
+    assert response.status_code == 200
+    assert "gpt-9 is not in the model catalog." in response.content.decode()
+    gateway.refresh_from_db()
+    assert gateway.all_models
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.DEVELOPER, 403), (Role.VIEWER, 403), (None, 404)])
+def test_others_cannot_change_a_gateways_models(client, group, catalog, role, status):
+    gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
+    user = member(group, role) if role else member(ResourceGroupFactory(), Role.OWNER)
+    client.force_login(user)
+
+    response = client.post(reverse("gateway-models", args=[gateway.pk]), {"models": ["mock/echo"]})
+
+    assert response.status_code == status
+    gateway.refresh_from_db()
+    assert gateway.all_models

@@ -12,8 +12,8 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from gateway.models import Gateway, GatewayStatus, Role
-from gateway.services import gateway_create
+from gateway.models import Gateway, GatewayStatus, Model, Role
+from gateway.services import gateway_create, mock_provider_ensure
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_token_create
 from keys.tokens import hash_secret
@@ -480,3 +480,115 @@ def test_a_revoked_key_cannot_be_rotated_and_read_only_roles_cannot_rotate(group
     response = admin.post(f"/api/v1/api-keys/{api_key.pk}/rotate")
     assert response.status_code == 400
     assert "revoked" in str(response.json())
+
+
+# A gateway's models (SPEC §1: an explicit list, or explicitly all models) --------------------
+
+
+@pytest.fixture
+def catalog():
+    """The built-in mock models `mock/echo` and `mock/large`."""
+    mock_provider_ensure()
+    return {model.name: model for model in Model.objects.all()}
+
+
+def test_a_gateway_shows_its_models_sorted_or_that_it_serves_all(admin, group, catalog):
+    listed, _, _ = gateway_create(
+        resource_group=group, name="listed", allowed_models=[catalog["mock/large"], catalog["mock/echo"]]
+    )
+    every, _, _ = gateway_create(resource_group=group, name="every", all_models=True)
+
+    detail = admin.get(gateway_url(listed)).json()
+    assert (detail["all_models"], detail["models"]) == (False, ["mock/echo", "mock/large"])
+    assert {(g["name"], g["all_models"], tuple(g["models"])) for g in admin.get(GATEWAYS).json()["results"]} == {
+        ("listed", False, ("mock/echo", "mock/large")),
+        ("every", True, ()),
+    }
+
+
+def test_creating_a_gateway_with_models_serves_exactly_those(admin, group, catalog):
+    response = admin.post(GATEWAYS, create_payload(group, models=["mock/echo"]), format="json")
+
+    assert response.status_code == 201
+    assert (response.json()["all_models"], response.json()["models"]) == (False, ["mock/echo"])
+    gateway = Gateway.objects.get(pk=response.json()["id"])
+    assert [m.name for m in gateway.allowed_models.all()] == ["mock/echo"] and not gateway.all_models
+
+
+def test_creating_a_gateway_without_models_serves_all_models_as_before(admin, group, catalog):
+    response = admin.post(GATEWAYS, create_payload(group), format="json")
+
+    assert (response.json()["all_models"], response.json()["models"]) == (True, [])
+
+
+def test_an_unknown_model_name_is_a_400_naming_models_and_nothing_changes(admin, group, gateway, catalog):
+    created = admin.post(GATEWAYS, create_payload(group, name="new", models=["mock/echo", "gpt-9"]), format="json")
+    patched = admin.patch(gateway_url(gateway), {"models": ["no-such-model"]}, format="json")
+
+    assert created.status_code == 400 and "gpt-9" in created.json()["models"][0]
+    assert patched.status_code == 400 and "no-such-model" in patched.json()["models"][0]
+    assert not Gateway.objects.filter(name="new").exists()
+    gateway.refresh_from_db()
+    assert gateway.all_models and not gateway.allowed_models.exists()
+
+
+def test_models_and_all_models_true_together_are_a_400_naming_models(admin, gateway, catalog):
+    response = admin.patch(gateway_url(gateway), {"all_models": True, "models": ["mock/echo"]}, format="json")
+
+    assert response.status_code == 400 and "models" in response.json()
+
+
+def test_patch_models_alone_narrows_a_gateway_that_served_all_models(admin, gateway, catalog):
+    response = admin.patch(gateway_url(gateway), {"models": ["mock/large", "mock/echo"]}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["all_models"], response.json()["models"]) == (False, ["mock/echo", "mock/large"])
+
+
+def test_patch_all_models_true_serves_every_model(admin, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="narrow", allowed_models=[catalog["mock/echo"]])
+
+    response = admin.patch(gateway_url(gateway), {"all_models": True}, format="json")
+
+    assert (response.json()["all_models"], response.json()["models"]) == (True, [])
+
+
+def test_removing_the_last_model_leaves_the_gateway_serving_none_never_all(admin, group, catalog):
+    gateway, _, _ = gateway_create(resource_group=group, name="narrow", allowed_models=[catalog["mock/echo"]])
+
+    response = admin.patch(gateway_url(gateway), {"models": []}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["all_models"], response.json()["models"]) == (False, [])
+    gateway.refresh_from_db()
+    assert not gateway.all_models and not gateway.allowed_models.exists()
+
+
+def test_all_models_false_alone_keeps_the_list_and_never_widens(admin, group, catalog):
+    listed, _, _ = gateway_create(resource_group=group, name="listed", allowed_models=[catalog["mock/echo"]])
+    every, _, _ = gateway_create(resource_group=group, name="every", all_models=True)
+
+    kept = admin.patch(gateway_url(listed), {"all_models": False}, format="json").json()
+    ended = admin.patch(gateway_url(every), {"all_models": False}, format="json").json()
+    renamed = admin.patch(gateway_url(listed), {"name": "listed-2"}, format="json").json()
+
+    assert (kept["all_models"], kept["models"]) == (False, ["mock/echo"])
+    assert (ended["all_models"], ended["models"]) == (False, [])  # all ends: none, until some are chosen
+    assert (renamed["all_models"], renamed["models"]) == (False, ["mock/echo"])
+
+
+@pytest.mark.parametrize("role", [Role.DEVELOPER, Role.AUDITOR, Role.VIEWER])
+def test_only_owners_and_admins_choose_a_gateways_models(group, gateway, catalog, role):
+    response = member(group, role).patch(gateway_url(gateway), {"models": ["mock/echo"]}, format="json")
+
+    assert response.status_code == 403
+    gateway.refresh_from_db()
+    assert gateway.all_models
+
+
+def test_a_status_the_service_refuses_is_a_400_naming_status(admin, gateway):
+    response = admin.patch(gateway_url(gateway), {"status": "provisioning"}, format="json")
+
+    assert response.status_code == 400 and list(response.json()) == ["status"]
+    gateway.refresh_from_db()
+    assert gateway.status == GatewayStatus.ENABLED
