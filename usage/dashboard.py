@@ -225,11 +225,9 @@ def budget_burn(user, scope: Scope, now: datetime) -> BudgetBurn | None:
     runs_out = forecast_runs_out(spent=spent, limit=budget.limit_usd, since=start, now=now)
     if runs_out is not None and end is not None and runs_out >= end:
         runs_out = None
-    history = list(  # the closed periods of the budget just read through the policy
-        LimitPeriod.objects.filter(level=budget.level, entity_id=budget.entity_id, closed=True).order_by(
-            "-window_start"
-        )[:12]
-    )
+    # policy: the closed periods of the budget read through `restrict` above (no group of their own)
+    periods = LimitPeriod.objects.filter(level=budget.level, entity_id=budget.entity_id, closed=True)
+    history = list(periods.order_by("-window_start")[:12])
     return BudgetBurn(budget, start, end, spent, per_day, runs_out, spent >= budget.limit_usd, history)
 
 

@@ -167,9 +167,10 @@ def audit_event_get(user: Any, pk: int) -> AuditEvent:
 
 
 def _gateway_events(user: Any, gateway: Gateway) -> QuerySet[UsageEvent]:
-    # `user=None`: a trusted caller (a job, a command) that already chose the gateway.
-    events = UsageEvent.objects.all() if user is None else UsageEvent.objects.restrict(user, Action.VIEW_USAGE)
-    return events.filter(gateway=gateway)
+    if user is None:
+        # policy: a trusted caller (a job, a command) that already chose the gateway
+        return UsageEvent.objects.filter(gateway=gateway)
+    return UsageEvent.objects.restrict(user, Action.VIEW_USAGE).filter(gateway=gateway)
 
 
 def usage_events_latest(*, gateway: Gateway, limit: int = 50, user: Any = None) -> QuerySet[UsageEvent]:

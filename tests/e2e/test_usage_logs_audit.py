@@ -79,3 +79,23 @@ def test_an_auditor_finds_the_failed_requests_and_who_changed_a_budget(live, pag
     expect(change.locator("td").nth(5)).to_contain_text("50")
     expect(page.get_by_role("button", name="Delete")).to_have_count(0)
     screenshot(page, "44-audit-trail.png")
+
+
+def test_a_viewer_is_refused_usage_logs_and_the_audit_trail_with_the_reason(live, page):
+    group = ResourceGroupFactory(name="support-team")
+    viewer = UserFactory()
+    MembershipFactory(user=viewer, resource_group=group, role=Role.VIEWER)
+    gateway, key, _ = gateway_create(resource_group=group, name="support-bot")
+    UsageEventFactory(api_key=key, model_requested="gpt-4o-mini")
+
+    sign_in(page, viewer)
+    for link, reason in (
+        ("Usage", "Reading usage and logs needs"),
+        ("Logs", "Reading usage and logs needs"),
+        ("Audit trail", "Reading the audit trail needs"),
+    ):
+        page.get_by_role("link", name=link, exact=True).click()
+        expect(page.get_by_role("heading", name="Your role does not allow this")).to_be_visible()
+        expect(page.locator("article.error-page")).to_contain_text(reason)
+    page.goto(f"/usage/?gateway={gateway.pk}")
+    expect(page.get_by_role("heading", name="Your role does not allow this")).to_be_visible()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -302,3 +303,38 @@ def test_the_logs_and_audit_pages_read_a_fixed_number_of_queries_whatever_the_ro
     many = [count(url, params) for url, params in pages]
 
     assert many == few
+
+
+# The rule itself ----------------------------------------------------------------------------
+
+READ_MODULES = ("usage/api.py", "usage/views.py", "usage/dashboard.py", "usage/selectors.py")
+
+
+def test_every_model_read_of_the_usage_api_views_dashboard_and_selectors_goes_through_restrict():
+    """`Model.objects` is followed by `.restrict(user, action)`, or the line (or the one above it)
+    says why not with `# policy:` (a trusted caller, rows of an object already restricted)."""
+    root = Path(__file__).resolve().parents[2]
+    unexplained = []
+    for module in READ_MODULES:
+        lines = (root / module).read_text().splitlines()
+        for number, line in enumerate(lines):
+            for match in re.finditer(r"\b\w+\.objects\b(\.\w+)?", line):
+                explained = "# policy:" in line or (number > 0 and "# policy:" in lines[number - 1])
+                if match.group(1) != ".restrict" and not explained:
+                    unexplained.append(f"{module}:{number + 1}: {line.strip()}")
+
+    assert unexplained == []
+
+
+def test_the_gateway_tab_selectors_given_a_viewer_read_no_usage_and_given_a_developer_read_it(world):
+    from usage.selectors import tokens_used, usage_events_latest, usage_summary
+
+    viewer, developer = world.member(Role.VIEWER), world.member(Role.DEVELOPER)
+    window = {"gateway": world.gateway, "since": T0 - timedelta(days=1)}
+
+    assert list(usage_events_latest(gateway=world.gateway, user=viewer)) == []
+    assert tokens_used(**window, user=viewer) == 0
+    assert usage_summary(**window, until=T0 + timedelta(days=1), user=viewer).totals.requests == 0
+    assert [e.request_id for e in usage_events_latest(gateway=world.gateway, user=developer)] == ["req_mine"]
+    assert tokens_used(**window, user=developer) == world.event.total_tokens
+    assert usage_summary(**window, until=T0 + timedelta(days=1), user=developer).totals.requests == 1
