@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from gateway.permissions import Action, User
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiToken
 
 
 def api_keys_for(user: User, action: Action = Action.VIEW_SETTINGS) -> QuerySet[ApiKey]:
@@ -24,3 +24,12 @@ def api_key_for(user: User, pk: int, action: Action = Action.VIEW_SETTINGS) -> A
     group and own spend budget; None when it does not exist or the user may not see it (callers
     answer 404 for both, never a 403 that confirms it exists)."""
     return api_keys_for(user, action).select_related("gateway__resource_group", "spend_budget").filter(pk=pk).first()
+
+
+def api_tokens_of(user: User) -> QuerySet[ApiToken]:
+    """The personal API tokens of `user` (never anyone else's, whatever their role): live ones
+    first, newest first. Tokens belong to a user, not to a resource group, so the policy's
+    `restrict` has nothing to narrow; the user's own relation is the read path."""
+    if not getattr(user, "is_authenticated", False):
+        return ApiToken.objects.none()
+    return user.api_tokens.order_by("revoked_at", "-created_at")

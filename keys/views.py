@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from keys.forms import ApiTokenForm
-from keys.models import ApiToken
+from keys.selectors import api_tokens_of
 from keys.services import api_token_create, api_token_revoke
 
 
 def _page(request: HttpRequest, form: ApiTokenForm, secret: str | None = None, status: int = 200) -> HttpResponse:
-    tokens = ApiToken.objects.filter(user=cast(User, request.user)).order_by("revoked_at", "-created_at")
+    tokens = api_tokens_of(request.user)
     context = {"form": form, "tokens": tokens, "secret": secret, "now": timezone.now()}
     return render(request, "keys/api_tokens.html", context, status=status)
 
@@ -45,7 +42,7 @@ def api_token_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def api_token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke one of the user's own tokens (another user's token is a 404)."""
-    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token = get_object_or_404(api_tokens_of(request.user), pk=pk)
     api_token_revoke(token=token)
     messages.success(request, f"Token “{token.name}” is revoked.")
     return redirect("api-token-list")
