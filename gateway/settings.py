@@ -179,6 +179,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "COERCE_DECIMAL_TO_STRING": False,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # One handler turns the services' ApplicationError family into responses (gateway.errors).
+    "EXCEPTION_HANDLER": "gateway.api_errors.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -300,7 +302,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per upstream call is noise on the hot path (and would name upstream URLs).
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # django-axes logs every successful sign-in's reset of failures at INFO: noise, kept for warnings.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Usage: raw usage events older than this many days are purged by the `usage.purge_usage_events`
