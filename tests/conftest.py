@@ -68,6 +68,9 @@ def _server_env() -> dict[str, str]:
         # The jobs tests move the clock themselves; a server running the jobs on the real clock
         # in the same (SQLite) test database would write periods under them.
         "AIGW_IN_PROCESS_JOBS": "false",
+        # Every test sends from 127.0.0.1; the invalid-key throttle has its own server and tests
+        # (tests/e2e/test_invalid_key_throttle.py), so the shared servers never throttle a test.
+        "AIGW_INVALID_KEY_LIMIT": "100000",
     }
 
 
