@@ -46,11 +46,12 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import exceptions, renderers, serializers
+from rest_framework import renderers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api import _ManagementView
+from gateway.errors import ValidationFailed
 from gateway.permissions import Action
 from usage.filters import AuditEventFilterSet, UsageEventFilterSet
 from usage.models import TOKEN_FIELDS, AuditEvent, UsageEvent
@@ -589,7 +590,7 @@ class UsageAggregatesView(_ManagementView):
         if group_by is not None and group_by not in GROUP_BY_FIELDS:
             errors["group_by"] = [f"Must be one of {', '.join(GROUP_BY_FIELDS)}."]
         if errors:
-            raise exceptions.ValidationError(errors)
+            raise ValidationFailed(errors)
         filterset = UsageEventFilterSet(params, queryset=usage_events_listed(request.user))
         events = filtered_in_scope(request.user, Action.VIEW_USAGE, filterset)  # validates every filter
         filters = filterset.values

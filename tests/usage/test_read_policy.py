@@ -100,6 +100,9 @@ def test_a_viewer_gets_403_on_every_usage_logs_csv_aggregates_and_audit_endpoint
     viewer = api_as(world.member(Role.VIEWER))
 
     assert {url: viewer.get(url).status_code for url in api_urls(world)} == dict.fromkeys(api_urls(world), 403)
+    refused_csv = viewer.get(EVENTS, {"format": "csv"})
+    assert refused_csv["Content-Type"].startswith("application/json")
+    assert "usage" in refused_csv.json()["detail"]
     # The settings of the group stay readable.
     assert viewer.get(f"/api/v1/gateways/{world.gateway.pk}").status_code == 200
 
@@ -303,6 +306,9 @@ def test_the_logs_and_audit_pages_read_a_fixed_number_of_queries_whatever_the_ro
     many = [count(url, params) for url, params in pages]
 
     assert many == few
+    # Session, user, the user's roles (once), the page, then the gateways of the filter (logs) or
+    # the groups and the kinds of object of the filters (audit trail).
+    assert many == [5, 5, 6]
 
 
 # The rule itself ----------------------------------------------------------------------------
