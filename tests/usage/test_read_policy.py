@@ -138,6 +138,21 @@ def test_a_developer_elsewhere_who_is_viewer_here_gets_403_on_this_groups_scope_
     assert "not-yours" in dashboard and "helpdesk" not in dashboard
 
 
+def test_an_auditor_elsewhere_who_is_viewer_here_gets_403_on_this_groups_trail_and_reads_the_other(world):
+    user = world.member(Role.VIEWER)
+    MembershipFactory(user=user, resource_group=world.other, role=Role.AUDITOR)
+    api, console = api_as(user), console_as(user)
+    others = {event.pk for event in AuditEvent.objects.filter(resource_group=world.other)}
+
+    assert api.get(AUDIT, {"resource_group": world.group.pk}).status_code == 403
+    assert api.get(f"{AUDIT}/{world.audit.pk}").status_code == 403
+    assert console.get("/audit/", {"resource_group": world.group.pk}).status_code == 403
+    assert {row["id"] for row in api.get(AUDIT).json()["results"]} == others
+    body = console.get("/audit/").content.decode()
+    assert {int(pk) for pk in re.findall(r'data-audit-id="(\d+)"', body)} == others
+    assert ">support<" not in body  # the viewer's group is not offered as a filter
+
+
 # Another group ------------------------------------------------------------------------------
 
 
