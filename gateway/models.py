@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from gateway.crypto import decrypt, encrypt
-from gateway.permissions import RestrictedQuerySet, Role
+from gateway.permissions import RestrictedManager, Role
 
 __all__ = ["Gateway", "GatewayStatus", "Membership", "Model", "Provider", "ProviderKind", "ResourceGroup", "Role"]
 
@@ -19,7 +19,7 @@ class ResourceGroup(models.Model):
     name = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("id",)
 
     class Meta:
@@ -37,7 +37,7 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("resource_group_id",)
 
     class Meta:
@@ -69,7 +69,7 @@ class Provider(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_catalog = True  # every signed-in user reads it; platform admins write it
 
     class Meta:
@@ -113,7 +113,7 @@ class Model(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_catalog = True
 
     class Meta:
@@ -164,7 +164,7 @@ class Gateway(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("resource_group_id",)
 
     class Meta:

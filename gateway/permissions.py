@@ -243,6 +243,10 @@ class RestrictedQuerySet(models.QuerySet):
         return self.filter(_any_of(self.model.policy_group_paths, ids))
 
 
+RestrictedManager = models.Manager.from_queryset(RestrictedQuerySet)
+"""The manager of every model the policy guards: `Model.objects.restrict(user, action)`."""
+
+
 def _any_of(paths: Iterable[str], ids: list[int]) -> Q:
     condition = Q()
     for path in paths:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from gateway.permissions import RestrictedQuerySet
+from gateway.permissions import RestrictedManager
 
 
 class ApiKeyStatus(models.TextChoices):
@@ -45,7 +45,7 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("gateway__resource_group_id",)
 
     class Meta:

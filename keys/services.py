@@ -8,7 +8,6 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from gateway.errors import ValidationFailed
-
 from keys.models import ApiKey, ApiKeyStatus, ApiToken
 from keys.tokens import API_TOKEN_PREFIX, generate_secret, hash_secret, visible_prefix
 from usage.audit import audit_record, audit_snapshot

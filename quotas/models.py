@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from gateway.permissions import RestrictedQuerySet
+from gateway.permissions import RestrictedManager
 
 
 class RefreshPeriod(models.TextChoices):
@@ -54,7 +54,7 @@ class LimitOwner(models.Model):
     gateway_id: int | None
     resource_group_id: int | None
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("api_key__gateway__resource_group_id", "gateway__resource_group_id", "resource_group_id")
 
     class Meta:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from gateway.permissions import RestrictedQuerySet
+from gateway.permissions import RestrictedManager
 
 
 class UsageEvent(models.Model):
@@ -44,7 +44,7 @@ class UsageEvent(models.Model):
     upstream_request_id = models.CharField(max_length=200, blank=True)
     client_disconnected = models.BooleanField(default=False)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("resource_group_id",)
 
     class Meta:
@@ -97,7 +97,7 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("resource_group_id",)  # events of no group (the catalog): platform admins
 
     class Meta:
@@ -156,7 +156,7 @@ class _RollupCounters(models.Model):
     cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
     latency_ms_sum = models.BigIntegerField(default=0)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = RestrictedManager()
     policy_group_paths = ("resource_group_id",)
 
     class Meta:

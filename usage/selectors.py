@@ -167,21 +167,18 @@ def audit_event_get(user: Any, pk: int) -> AuditEvent:
 
 
 def _gateway_events(user: Any, gateway: Gateway) -> QuerySet[UsageEvent]:
-    if user is None:
-        # policy: a trusted caller (a job, a command) that already chose the gateway
-        return UsageEvent.objects.filter(gateway=gateway)
     return UsageEvent.objects.restrict(user, Action.VIEW_USAGE).filter(gateway=gateway)
 
 
-def usage_events_latest(*, gateway: Gateway, limit: int = 50, user: Any = None) -> QuerySet[UsageEvent]:
-    """The latest `limit` usage events of `gateway`, newest first; with `user`, only if they may
-    read the gateway's usage (else none)."""
+def usage_events_latest(*, gateway: Gateway, user: Any, limit: int = 50) -> QuerySet[UsageEvent]:
+    """The latest `limit` usage events of `gateway`, newest first, if `user` may read the
+    gateway's usage (else none)."""
     return _gateway_events(user, gateway).order_by(*NEWEST_FIRST)[:limit]
 
 
-def tokens_used(*, gateway: Gateway, since: datetime, user: Any = None) -> int:
-    """Total tokens (every type) used through `gateway` since `since` (aware UTC); with `user`,
-    0 unless they may read the gateway's usage."""
+def tokens_used(*, gateway: Gateway, since: datetime, user: Any) -> int:
+    """Total tokens (every type) used through `gateway` since `since` (aware UTC); 0 unless
+    `user` may read the gateway's usage."""
     total = _gateway_events(user, gateway).filter(created_at__gte=since).aggregate(t=Sum("total_tokens"))["t"]
     return int(total or 0)
 
@@ -195,12 +192,10 @@ class UsageSummary:
     by_model: list[tuple[str, UsagePoint]]  # (model asked for, its totals), costliest first
 
 
-def usage_summary(
-    *, gateway: Gateway, since: datetime, until: datetime, top: int = 10, user: Any = None
-) -> UsageSummary:
+def usage_summary(*, gateway: Gateway, since: datetime, until: datetime, user: Any, top: int = 10) -> UsageSummary:
     """Totals of `gateway`'s usage in [since, until) (aware UTC) and its `top` models by cost,
-    read from the hourly rollups (and the raw events they have not caught up with); with
-    `user`, only what they may read (`Action.VIEW_USAGE`: zeros for a viewer)."""
+    read from the hourly rollups (and the raw events they have not caught up with); only what
+    `user` may read (`Action.VIEW_USAGE`: zeros for a viewer)."""
     filters = {"gateway": gateway.pk}
     totals = usage_series(since=since, until=until, bucket="range", filters=filters, user=user)
     models = usage_series(since=since, until=until, bucket="range", group_by="model", filters=filters, user=user)

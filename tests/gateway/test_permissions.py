@@ -117,3 +117,17 @@ def test_anonymous_users_see_nothing():
 
     assert not Model.objects.restrict(AnonymousUser(), Action.VIEW_SETTINGS).exists()
     assert not can(AnonymousUser(), Action.MANAGE_PROVIDERS)
+
+
+def test_the_navigation_offers_a_viewer_no_usage_logs_or_audit_links(client):
+    group = ResourceGroupFactory()
+    viewer = MembershipFactory(resource_group=group, role=Role.VIEWER).user
+    auditor = MembershipFactory(resource_group=group, role=Role.AUDITOR).user
+
+    client.force_login(viewer)
+    viewer_page = client.get("/gateways/").content.decode()
+    client.force_login(auditor)
+    auditor_page = client.get("/gateways/").content.decode()
+
+    assert 'href="/usage/"' not in viewer_page and 'href="/audit/"' not in viewer_page
+    assert 'href="/usage/"' in auditor_page and 'href="/audit/"' in auditor_page

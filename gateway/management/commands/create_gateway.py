@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.models import ResourceGroup
+from gateway.models import Gateway, ResourceGroup
 from gateway.services import gateway_create, mock_provider_ensure, resource_group_create
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             raise CommandError("--token-quota must be a positive number of tokens")
         mock_provider_ensure()
         resource_group = ResourceGroup.objects.filter(name=group).first() or resource_group_create(name=group)
-        if resource_group.gateways.filter(name=name, deleted_at__isnull=True).exists():
+        if Gateway.objects.filter(resource_group=resource_group, name=name, deleted_at__isnull=True).exists():
             raise CommandError(f"a gateway named {name!r} already exists in resource group {group!r}")
         gateway, api_key, secret = gateway_create(
             resource_group=resource_group,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from gateway.models import Gateway, Membership, ResourceGroup, Role
 from gateway.services import gateway_create, mock_provider_ensure
-from keys.models import ApiKeyStatus
+from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke
 from quotas.models import RefreshPeriod, SpendBudget
 from quotas.services import spend_budget_create
@@ -98,7 +98,7 @@ openai (Python):
                     resource_group=group, name=gateway_name, created_by=user, key_name=key_name
                 )
             api_key = (
-                gateway.api_keys.filter(name=key_name).first()
+                ApiKey.objects.filter(gateway=gateway, name=key_name).first()
                 or api_key_create(gateway=gateway, name=key_name, created_by=user)[0]
             )
             if budget is not None and not SpendBudget.objects.filter(api_key=api_key).exists():
