@@ -11,18 +11,18 @@
   the console's API keys page's FilterSet, `keys.filters.ApiKeyFilterSet`), `GET` and `PATCH`
   (name, expiry) `/api-keys/<id>`, `POST /api-keys/<id>/rotate` and `/revoke`.
 
-Creates and rotations accept an `Idempotency-Key` header (`gateway.idempotency`).
+Creates and rotations accept an `Idempotency-Key` header (`core.idempotency`).
 
 A gateway's models (SPEC §1) are explicit: `all_models: true` serves every enabled model of the
 catalog; otherwise exactly `models` (names, sorted), and an empty list serves none: no gateway
 widens by itself.
 
-Roles come from `gateway.permissions`, and every read goes through `restrict(user, action)`:
+Roles come from `core.permissions`, and every read goes through `restrict(user, action)`:
 reading needs `Action.VIEW_SETTINGS` in the gateway's resource group, gateway writes
 `Action.MANAGE_GATEWAYS`, new keys `Action.CREATE_KEYS`. A gateway or key in a group the user is
 not a member of is 404, exactly like one that does not exist (never 403); members without the
-right get 403. The services raise `gateway.errors`' family, which the one exception handler
-(`gateway.api_errors`) renders: a 400 is DRF's `{"<field>": ["<message>"]}`, with the services'
+right get 403. The services raise `core.errors`' family, which the one exception handler
+(`core.api_errors`) renders: a 400 is DRF's `{"<field>": ["<message>"]}`, with the services'
 field names mapped to the API's (`service_fields`).
 """
 
@@ -32,15 +32,15 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import generics, serializers, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway.errors import NotFound, PermissionDenied, ValidationFailed
-from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from core.api import ManagementPagination, ManagementView
+from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from core.permissions import Action, User, can_change_api_key, gateways_for, groups_for, require
 from gateway.models import Gateway, GatewayStatus, Model
-from gateway.permissions import Action, User, can_change_api_key, gateways_for, groups_for, require
 from gateway.services import gateway_create, gateway_delete, gateway_duplicate, gateway_update
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from keys.filters import ApiKeyFilterSet
@@ -66,14 +66,6 @@ _API_FIELDS = {
     "limit_tokens": "token_quota",
     "tokens_per_minute": "tokens_per_minute",
 }
-
-
-class ManagementPagination(PageNumberPagination):
-    """Page-number pagination: `?page=2&page_size=100`; 50 per page by default, at most 200."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 # Serializers --------------------------------------------------------------------------------
@@ -354,8 +346,8 @@ def _models_arguments(user: User, data: dict, gateway: Gateway | None = None) ->
 # Views --------------------------------------------------------------------------------------
 
 
-class _ManagementView(generics.GenericAPIView):
-    """Shared behaviour: a service's 400 names the API's fields (`gateway.api_errors`)."""
+class _ManagementView(ManagementView):
+    """A gateways or API keys view: a service's 400 names the API's fields."""
 
     service_fields = _API_FIELDS
 

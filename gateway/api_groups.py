@@ -18,7 +18,7 @@
   model that live gateways list is 409 on delete, naming them.
 
 Reads go through `restrict(user, action)` and rules live in `gateway.services`, which raise the
-`gateway.errors` family; one handler renders them. A group the user is not a member of is 404
+`core.errors` family; one handler renders them. A group the user is not a member of is 404
 like a missing one.
 """
 
@@ -31,10 +31,10 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway.api import ManagementPagination, _ManagementView
-from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from core.api import ManagementPagination, ManagementView
+from core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from core.permissions import Action, policy_for, require
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.permissions import Action, policy_for, require
 from gateway.pricing import Prices
 from gateway.services import (
     membership_add,
@@ -88,7 +88,7 @@ def _visible_group(user, pk: int) -> ResourceGroup:
     return group
 
 
-class ResourceGroupListView(_ManagementView):
+class ResourceGroupListView(ManagementView):
     """`GET /api/v1/resource-groups` and `POST` (create; the creator becomes its owner)."""
 
     serializer_class = ResourceGroupSerializer
@@ -117,7 +117,7 @@ class ResourceGroupListView(_ManagementView):
         return Response(ResourceGroupSerializer(group, context={"request": request}).data, status=201)
 
 
-class ResourceGroupDetailView(_ManagementView):
+class ResourceGroupDetailView(ManagementView):
     """`GET`, `PATCH` (rename) and `DELETE /api/v1/resource-groups/<id>`."""
 
     serializer_class = ResourceGroupSerializer
@@ -176,7 +176,7 @@ class MemberRoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MemberListView(_ManagementView):
+class MemberListView(ManagementView):
     """`GET /api/v1/resource-groups/<id>/members` and `POST` (add a member, owner)."""
 
     serializer_class = MemberSerializer
@@ -212,7 +212,7 @@ class MemberListView(_ManagementView):
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
-class MemberDetailView(_ManagementView):
+class MemberDetailView(ManagementView):
     """`GET`, `PATCH` (role) and `DELETE /api/v1/resource-groups/<id>/members/<user id>`."""
 
     serializer_class = MemberSerializer
@@ -295,7 +295,7 @@ def _visible_provider(user, pk: int) -> Provider:
     return provider
 
 
-class ProviderListView(_ManagementView):
+class ProviderListView(ManagementView):
     """`GET /api/v1/providers` and `POST` (add a provider)."""
 
     serializer_class = ProviderSerializer
@@ -343,7 +343,7 @@ class ProviderListView(_ManagementView):
         return Response(ProviderSerializer(provider).data, status=status.HTTP_201_CREATED)
 
 
-class ProviderDetailView(_ManagementView):
+class ProviderDetailView(ManagementView):
     """`GET`, `PATCH` and `DELETE /api/v1/providers/<id>`."""
 
     serializer_class = ProviderSerializer
@@ -458,7 +458,7 @@ def _visible_model(user, pk: int) -> Model:
     return model
 
 
-class ModelListView(_ManagementView):
+class ModelListView(ManagementView):
     """`GET /api/v1/models` (`?provider=<id>`) and `POST` (add a model)."""
 
     serializer_class = ModelSerializer
@@ -517,7 +517,7 @@ class ModelListView(_ManagementView):
         return Response(ModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
-class ModelDetailView(_ManagementView):
+class ModelDetailView(ManagementView):
     """`GET`, `PATCH` and `DELETE /api/v1/models/<id>`."""
 
     serializer_class = ModelSerializer

@@ -1,5 +1,5 @@
 """Console forms. They validate input only; the writes happen in services, whose errors reach the
-forms through `gateway.errors.add_service_errors`."""
+forms through `core.errors.add_service_errors`."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
-from gateway.crypto import decrypt, encrypt
-from gateway.permissions import RestrictedManager, Role
+from core.crypto import decrypt, encrypt
+from core.permissions import RestrictedManager, Role
 
 __all__ = ["Gateway", "GatewayStatus", "Membership", "Model", "Provider", "ProviderKind", "ResourceGroup", "Role"]
 
@@ -57,7 +57,7 @@ class ProviderKind(models.TextChoices):
 
 
 class Provider(models.Model):
-    """An upstream LLM API and its credential, encrypted at rest (Fernet, see gateway.crypto).
+    """An upstream LLM API and its credential, encrypted at rest (Fernet, see core.crypto).
 
     `settings` holds kind-specific options, e.g. `{"latency_ms": 20}` for the mock provider.
     """
@@ -184,25 +184,3 @@ class Gateway(models.Model):
     def serves_requests(self) -> bool:
         """True when the gateway is enabled and not deleted."""
         return self.status == GatewayStatus.ENABLED and self.deleted_at is None
-
-
-class IdempotencyRecord(models.Model):
-    """The answer to a management API create sent with an `Idempotency-Key` header, replayed to
-    a retry with the same key (Stripe's and the IETF draft's semantics), kept for 24 hours.
-
-    `response_body` is encrypted like provider credentials, because a create's answer may hold
-    a secret shown once (an API key). `status_code` is null while the first request runs.
-    """
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")]
-
-    def __str__(self) -> str:
-        return f"{self.user_id}:{self.key}"

@@ -11,7 +11,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from gateway.errors import Conflict, NotFound, ValidationFailed, from_django
+from core.audit import audit_record, audit_snapshot
+from core.errors import Conflict, NotFound, ValidationFailed, from_django
+from core.permissions import Action, forget_roles, require
 from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
 from gateway.models import (
     Gateway,
@@ -23,13 +25,11 @@ from gateway.models import (
     ResourceGroup,
     Role,
 )
-from gateway.permissions import Action, forget_roles, require
 from gateway.pricing import Prices, default_prices
 from keys.models import ApiKey
 from keys.services import api_key_create
 from quotas.models import RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
-from usage.audit import audit_record, audit_snapshot
 
 GATEWAY_AUDIT_FIELDS = ["name", "status", "resource_group", "all_models", "deleted_at"]
 PROVIDER_AUDIT_FIELDS = ["name", "kind", "base_url", "settings"]  # never the credential

@@ -10,7 +10,6 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
@@ -21,7 +20,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from gateway.errors import ApplicationError, add_service_errors
+from core.errors import ApplicationError, add_service_errors
+from core.htmx import is_partial, save_form
+from core.permissions import Action, User, can, gateways_for, groups_for, policy_for
+from core.templatetags.aigw import usd
 from gateway.forms import (
     ApiKeyBudgetForm,
     GatewayCreateForm,
@@ -31,10 +33,8 @@ from gateway.forms import (
     TokenQuotaForm,
 )
 from gateway.models import Gateway, Model
-from gateway.permissions import Action, User, can, gateways_for, groups_for, policy_for
 from gateway.services import gateway_create as create_gateway
 from gateway.services import gateway_update
-from gateway.templatetags.aigw import usd
 from keys.models import ApiKey, ApiKeyStatus
 from keys.selectors import api_keys_for
 from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
@@ -431,23 +431,6 @@ def _limits_context(
 # Writes: each calls the limit's service; what the service refuses goes back to the form.
 
 
-def save_form(form: Form, write, fields: dict[str, str] | None = None) -> bool:
-    """Validate `form` and call `write(cleaned_data)` atomically; True when it was saved.
-
-    What the service refuses (`gateway.errors.ApplicationError`) goes back to the form with
-    `add_service_errors` (`fields` maps the service's field names to the form's); a 403 or 404
-    from the service becomes the 403 or 404 page."""
-    if not form.is_valid():
-        return False
-    try:
-        with transaction.atomic():
-            write(form.cleaned_data)
-    except ApplicationError as error:
-        add_service_errors(form, error, fields)
-        return False
-    return True
-
-
 def token_quota_save(gateway: Gateway, data: dict) -> None:
     """Save the Manage token quota form's `cleaned_data` on `gateway` (unlimited removes it).
 
@@ -509,10 +492,3 @@ def _dollars(amount: Decimal) -> str:
     if amount == amount.to_integral_value():
         return f"${int(amount)}"
     return usd(amount)
-
-
-def is_partial(request: HttpRequest) -> bool:
-    """True for an htmx request that swaps part of a page (not a history restore, which needs
-    the whole page)."""
-    htmx = getattr(request, "htmx", None)  # django_htmx.middleware.HtmxDetails
-    return htmx is not None and bool(htmx) and not htmx.history_restore_request

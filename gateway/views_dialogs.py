@@ -27,7 +27,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from gateway.errors import ApplicationError, add_service_errors
+from core.errors import ApplicationError, add_service_errors
+from core.htmx import is_partial, save_form
+from core.permissions import Action, can, can_change_api_key, gateways_for, groups_for, policy_for
 from gateway.forms import TokenQuotaForm
 from gateway.forms_dialogs import (
     ApiKeyCreateForm,
@@ -38,13 +40,10 @@ from gateway.forms_dialogs import (
     ManageExpirationForm,
 )
 from gateway.models import Gateway, GatewayStatus
-from gateway.permissions import Action, can, can_change_api_key, gateways_for, groups_for, policy_for
 from gateway.services import copy_name, gateway_delete, gateway_duplicate, gateway_update
 from gateway.views import (
     KeyRow,
     gateway_to_manage,
-    is_partial,
-    save_form,
     spend_budget_of,
     token_quota_save,
 )

@@ -1,11 +1,11 @@
 """Console pages of resource groups and their members, providers and their models (SPEC §1, §2).
 
-The rules are the API's (`gateway.api_groups`) through the one policy of `gateway.permissions`:
+The rules are the API's (`gateway.api_groups`) through the one policy of `core.permissions`:
 any signed-in user may create a group and becomes its owner; owners rename, delete and manage
 members; only platform admins (is_staff) manage providers, credentials and models, and only they
 test a provider's connection; every signed-in user reads the catalog (never a credential).
 Another group is a 404; a change the role may not make is a 403. Every change goes through
-`gateway.services`, which holds the rules, raises the `gateway.errors` family and writes the
+`gateway.services`, which holds the rules, raises the `core.errors` family and writes the
 audit trail. Forms post plainly (redirect and a message) and with htmx (the page region comes
 back, errors inline).
 """
@@ -25,7 +25,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from gateway.errors import ApplicationError, add_service_errors
+from core.errors import ApplicationError, add_service_errors
+from core.permissions import Action, can, policy_for, require
 from gateway.forms_groups import (
     GroupDeleteForm,
     GroupNameForm,
@@ -35,7 +36,6 @@ from gateway.forms_groups import (
     RoleForm,
 )
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.permissions import Action, can, policy_for, require
 from gateway.pricing import Prices, default_prices
 from gateway.provider_check import provider_test_connection
 from gateway.services import (

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from gateway.permissions import RestrictedManager
+from core.permissions import RestrictedManager
 
 
 class ApiKeyStatus(models.TextChoices):

@@ -1,7 +1,7 @@
 """Reads of API keys: the one way the console and the management API find the keys a user may see.
 
 Every read goes through the permission policy (`ApiKey.objects.restrict(user, action)`,
-`gateway.permissions`); a key of a deleted gateway is not listed anywhere (its gateway is gone
+`core.permissions`); a key of a deleted gateway is not listed anywhere (its gateway is gone
 for the console and the API, while its usage and audit records stay readable).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from gateway.permissions import Action, User
+from core.permissions import Action, User
 from keys.models import ApiKey, ApiToken
 
 

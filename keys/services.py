@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from gateway.errors import ValidationFailed
+from core.audit import audit_record, audit_snapshot
+from core.errors import ValidationFailed
 from keys.models import ApiKey, ApiKeyStatus, ApiToken
 from keys.tokens import API_TOKEN_PREFIX, generate_secret, hash_secret, visible_prefix
-from usage.audit import audit_record, audit_snapshot
 
 # The fields of an API key that its audit events show (never the hash).
 API_KEY_AUDIT_FIELDS = ["name", "gateway", "prefix", "status", "suspended_reason", "expires_at", "revoked_at"]

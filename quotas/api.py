@@ -14,9 +14,9 @@ A quota is `{"quotaEntityId", "apiKeyName", "limitAmount", "currentSpend", "refr
 with amounts in USD as JSON numbers (Decimal in Python up to the renderer). Every error is
 `{"error": "<sentence>"}`, and every 400 also names the offending field: `{"error": "limitAmount
 must be at least 1 USD.", "field": "limitAmount"}` (`"field": null` when the body as a whole is
-wrong), rendered by the management API's one exception handler (`gateway.api_errors`, with
+wrong), rendered by the management API's one exception handler (`core.api_errors`, with
 `error_shape = "vercel"`). Writes go through `quotas.services`; roles come from
-`gateway.permissions`, and the key is read through `keys.selectors` (the policy's `restrict`).
+`core.permissions`, and the key is read through `keys.selectors` (the policy's `restrict`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import Conflict, NotFound
-from gateway.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
-from gateway.permissions import Action, User, require
+from core.errors import Conflict, NotFound
+from core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from core.permissions import Action, User, require
 from keys.models import ApiKey
 from keys.selectors import api_key_for
 from quotas.models import Level, LimitMode, RefreshPeriod, SpendBudget
@@ -334,7 +334,7 @@ class QuotaView(APIView):
 
     parser_classes = [DecimalJSONParser]
     renderer_classes = [JSONRenderer]
-    # The one handler (`gateway.api_errors`) renders Vercel's `{"error", "field"}` for this view,
+    # The one handler (`core.api_errors`) renders Vercel's `{"error", "field"}` for this view,
     # naming the API's fields for the services' (`limit_usd` → `limitAmount`…).
     error_shape = "vercel"
     service_fields = _API_FIELDS

@@ -12,7 +12,7 @@
 Reading needs `Action.VIEW_SETTINGS` in the owner's resource group; changing needs
 `Action.MANAGE_GATEWAYS` (owner, admin), else 403; an owner in a group the user is not a member
 of is 404. Every read goes through the policy (`restrict`); writes go through `quotas.services`,
-which audit them, and their errors reach the one exception handler (`gateway.api_errors`).
+which audit them, and their errors reach the one exception handler (`core.api_errors`).
 Changes reach the data plane on its next request.
 """
 
@@ -25,9 +25,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway.errors import NotFound
+from core.errors import NotFound
+from core.permissions import Action, User, gateways_for, groups_for, require
 from gateway.models import Gateway, ResourceGroup
-from gateway.permissions import Action, User, gateways_for, groups_for, require
 from keys.models import ApiKey
 from keys.selectors import api_key_for
 from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from gateway.permissions import RestrictedManager
+from core.permissions import RestrictedManager
 
 
 class RefreshPeriod(models.TextChoices):

@@ -9,10 +9,10 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway.errors import Conflict, ValidationFailed
+from core.audit import audit_record, audit_snapshot
+from core.errors import Conflict, ValidationFailed
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
-from usage.audit import audit_record, audit_snapshot
 
 BUDGET_EXISTS = "A spend budget exists for this owner; change it, or restore it if it was removed."
 MINIMUM_BUDGET_USD = Decimal(1)

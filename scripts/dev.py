@@ -78,7 +78,7 @@ def serve(args: list[str]) -> None:
             str(PYTHON),
             "-m",
             "uvicorn",
-            "gateway.asgi:application",
+            "config.asgi:application",
             "--host",
             "127.0.0.1",
             "--port",
@@ -118,7 +118,7 @@ def lint(args: list[str]) -> None:
     ensure_venv("[dev]")
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
-    run(BIN / "mypy", "gateway", "keys", "quotas", "usage")
+    run(BIN / "mypy", "config", "core", "dataplane", "gateway", "keys", "quotas", "usage")
     run(BIN / "mypy", "aigw")
     run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run")
 

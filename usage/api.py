@@ -12,14 +12,14 @@ never a float), times are ISO 8601 UTC. Filters given as query parameters; an in
 400 `{"<parameter>": ["<message>"]}`; `since` is inclusive, `until` exclusive, a datetime without
 an offset is UTC.
 
-Visibility follows the one policy (`gateway.permissions`, read through `usage.selectors`): usage
+Visibility follows the one policy (`core.permissions`, read through `usage.selectors`): usage
 events and aggregates need `Action.VIEW_USAGE` in their resource group (owners, admins,
 developers, auditors), audit events `Action.VIEW_AUDIT` (owners, admins, auditors); events of no
 resource group (providers, models) are for platform admins. A list is a 403 for a user who may
 do its action in no group (viewers; developers on the audit trail) and otherwise holds only the
 groups where they may; a filter or an event of a group whose settings the user sees but whose
 usage (or trail) they may not read is a 403; another group's event is a 404, as a missing one.
-Filters are `usage.filters`' FilterSets, pages `usage.pagination`'s cursor pager, both shared
+Filters are `usage.filters`' FilterSets, pages `core.pagination`'s cursor pager, both shared
 with the console.
 """
 
@@ -50,12 +50,13 @@ from rest_framework import renderers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway.api import _ManagementView
-from gateway.errors import ValidationFailed
-from gateway.permissions import Action
+from core.api import ManagementView
+from core.errors import ValidationFailed
+from core.models import AuditEvent
+from core.pagination import NewestFirstPagination
+from core.permissions import Action
 from usage.filters import AuditEventFilterSet, UsageEventFilterSet
-from usage.models import TOKEN_FIELDS, AuditEvent, UsageEvent
-from usage.pagination import NewestFirstPagination
+from usage.models import TOKEN_FIELDS, UsageEvent
 from usage.rollups import usage_series
 from usage.selectors import (
     audit_event_get,
@@ -429,7 +430,7 @@ def _usage_events(request: Request) -> QuerySet[UsageEvent]:
     return filtered_in_scope(request.user, Action.VIEW_USAGE, filterset)
 
 
-class UsageEventListView(_ManagementView):
+class UsageEventListView(ManagementView):
     """`GET /api/v1/usage-events`: the usage events of the user's resource groups, newest first,
     a cursor page at a time, or all of them (same filters) as CSV with `?format=csv` or
     `Accept: text/csv`."""
@@ -498,7 +499,7 @@ class UsageEventListView(_ManagementView):
         return self.get_paginated_response(UsageEventSerializer(page, many=True).data)
 
 
-class UsageEventDetailView(_ManagementView):
+class UsageEventDetailView(ManagementView):
     """`GET /api/v1/usage-events/<id>`: one usage event of the user's resource groups."""
 
     serializer_class = UsageEventSerializer
@@ -519,7 +520,7 @@ class UsageEventDetailView(_ManagementView):
         return Response(UsageEventSerializer(usage_event_get(request.user, pk)).data)
 
 
-class UsageAggregatesView(_ManagementView):
+class UsageAggregatesView(ManagementView):
     """`GET /api/v1/usage/aggregates`: usage per UTC hour or day, optionally per API key, model,
     gateway or resource group, over the events the user may see (the last 7 days by default)."""
 
@@ -608,7 +609,7 @@ class UsageAggregatesView(_ManagementView):
         return Response(UsageAggregatesSerializer(data).data)
 
 
-class AuditEventListView(_ManagementView):
+class AuditEventListView(ManagementView):
     """`GET /api/v1/audit-events`: the audit trail the user may read, newest first (read-only)."""
 
     serializer_class = AuditEventSerializer
@@ -652,7 +653,7 @@ class AuditEventListView(_ManagementView):
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
 
-class AuditEventDetailView(_ManagementView):
+class AuditEventDetailView(ManagementView):
     """`GET /api/v1/audit-events/<id>`: one audit event the user may read (read-only)."""
 
     serializer_class = AuditEventSerializer

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 
+from core.permissions import Action, gateways_for, groups_for, require
 from gateway.models import Gateway, ResourceGroup
-from gateway.permissions import Action, gateways_for, groups_for, require
 from keys.models import ApiKey
 from quotas.models import LimitPeriod, RefreshPeriod, SpendBudget
 from quotas.periods import window_end, window_start
@@ -65,7 +65,7 @@ def scope_for(user, params) -> Scope:
     Raises:
         ObjectDoesNotExist: for an id that is malformed, unknown, or of a group whose settings
             the user does not see (the view answers 404, never confirming it exists).
-        gateway.errors.PermissionDenied: for a scope the user sees but whose usage their role
+        core.errors.PermissionDenied: for a scope the user sees but whose usage their role
             may not read (a viewer's group), and for no scope when they may read usage in no
             group (403).
     """

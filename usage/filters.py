@@ -5,7 +5,7 @@ and the same messages.
 
 Every parameter is optional and an empty value is ignored. Ids are positive integers; times are
 ISO 8601 (a date means its UTC midnight, a datetime without an offset is UTC); `since` is
-inclusive, `until` exclusive. An invalid value raises `gateway.errors.ValidationFailed` naming
+inclusive, `until` exclusive. An invalid value raises `core.errors.ValidationFailed` naming
 every bad parameter (`{"<parameter>": ["<message>"]}`: a 400 in the API, a message above the
 table in the console).
 """
@@ -23,8 +23,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django_filters.constants import EMPTY_VALUES
 
-from gateway.errors import ValidationFailed
-from usage.models import AuditEvent, UsageEvent
+from core.errors import ValidationFailed
+from core.models import AuditEvent
+from usage.models import UsageEvent
 
 INSTANT_MESSAGE = "Enter an ISO 8601 datetime, e.g. 2026-11-01T00:00:00Z."
 ID_MESSAGE = "A valid integer is required."

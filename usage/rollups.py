@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Count, F, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
-from gateway.permissions import Action
+from core.permissions import Action
 from usage.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,

@@ -1,5 +1,5 @@
 """Reads of usage events and audit events for the console and the API, through the one policy
-(`gateway.permissions`): usage events and rollups need `Action.VIEW_USAGE` in their resource
+(`core.permissions`): usage events and rollups need `Action.VIEW_USAGE` in their resource
 group (owners, admins, developers, auditors; platform admins everywhere), audit events
 `Action.VIEW_AUDIT` (owners, admins, auditors; events of no group, i.e. providers and models,
 only platform admins). Viewers read neither.
@@ -18,12 +18,13 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
-from gateway.errors import NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied
+from core.models import AuditEvent
+from core.permissions import Action, denied_message, policy_for
 from gateway.models import Gateway
-from gateway.permissions import Action, denied_message, policy_for
 from keys.models import ApiKey
 from usage.filters import StrictFilterSet
-from usage.models import AuditEvent, UsageEvent
+from usage.models import UsageEvent
 from usage.rollups import UsagePoint, usage_series
 
 USAGE_EVENT_NOT_FOUND = "Usage event not found."

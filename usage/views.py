@@ -3,7 +3,7 @@
 Every read goes through the policy (`usage.selectors`): usage needs `Action.VIEW_USAGE`, the
 audit trail `Action.VIEW_AUDIT`. A viewer gets the 403 page on all of them; another group's
 gateway, API key or event is the 404 page. The Logs and Audit trail pages take the API's
-filters (`usage.filters`) and its cursor pager (`usage.pagination`).
+filters (`usage.filters`) and its cursor pager (`core.pagination`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from gateway.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
-from gateway.permissions import Action, gateways_for, groups_for
+from core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
+from core.pagination import cursor_page
+from core.permissions import Action, gateways_for, groups_for
 from usage.dashboard import RANGES, dashboard_for, scope_for, time_range_for
 from usage.filters import AuditEventFilterSet, StrictFilterSet, UsageEventFilterSet
-from usage.pagination import cursor_page
 from usage.selectors import (
     audit_events_listed,
     filtered_in_scope,

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 
+from core.models import AuditEvent
 from gateway.models import Role
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_token_create
 from tests.factories import MembershipFactory, UserFactory
-from usage.models import AuditEvent
 
 
 def aigw(*args: str, url: str, token: str | None, stdin: str | None = None) -> subprocess.CompletedProcess:

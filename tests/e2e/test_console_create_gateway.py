@@ -17,8 +17,8 @@ from django.utils import timezone
 from openai import OpenAI
 from playwright.sync_api import Page, expect
 
+from core.templatetags.aigw import usd
 from gateway.models import Gateway, Role
-from gateway.templatetags.aigw import usd
 from tests.conftest import wait_for_usage_event
 from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
 

@@ -9,11 +9,11 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from gateway.models import Gateway, IdempotencyRecord, Role
+from core.models import AuditEvent, IdempotencyRecord
+from gateway.models import Gateway, Role
 from keys.models import ApiKey
 from keys.services import api_token_create
 from tests.factories import MembershipFactory, ResourceGroupFactory
-from usage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.client_address import client_address, parse_trusted_proxies, scope_client_address
+from core.client_address import client_address, parse_trusted_proxies, scope_client_address
 
 PROXIES = parse_trusted_proxies(["10.0.0.0/8", "192.0.2.1", "2001:db8::/32"])
 CLIENT = "203.0.113.9"

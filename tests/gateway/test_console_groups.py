@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from core.models import AuditEvent
 from gateway.models import Membership, Model, Provider, ProviderKind, Role
 from gateway.services import gateway_create, provider_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
-from usage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from gateway.errors import ValidationFailed
+from core.errors import ValidationFailed
 from gateway.models import Gateway, Role
 from gateway.services import gateway_create
 from keys.services import api_key_create

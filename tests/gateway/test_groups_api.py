@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from core.models import AuditEvent
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
 from gateway.services import gateway_create, membership_set
 from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
-from usage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway.asgi import warn_if_only_loopback_hosts
+from config.asgi import warn_if_only_loopback_hosts
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +26,13 @@ def test_a_foreign_host_gets_a_400_page_that_explains_allowed_hosts(client, sett
 
 def test_the_start_up_warns_when_allowed_hosts_holds_only_loopback_names(settings, caplog):
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
-    with caplog.at_level(logging.WARNING, logger="gateway.asgi"):
+    with caplog.at_level(logging.WARNING, logger="config.asgi"):
         assert warn_if_only_loopback_hosts()
     assert "ALLOWED_HOSTS" in caplog.text and "400" in caplog.text
 
 
 def test_the_start_up_is_quiet_when_a_real_hostname_is_allowed(settings, caplog):
     settings.ALLOWED_HOSTS = ["127.0.0.1", "aigw.example.com"]
-    with caplog.at_level(logging.WARNING, logger="gateway.asgi"):
+    with caplog.at_level(logging.WARNING, logger="config.asgi"):
         assert not warn_if_only_loopback_hosts()
     assert caplog.text == ""

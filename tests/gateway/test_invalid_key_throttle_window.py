@@ -1,4 +1,4 @@
-"""The invalid-key throttle's window (gateway.proxy.throttle), in process: it ends when stated
+"""The invalid-key throttle's window (dataplane.throttle), in process: it ends when stated
 (time-machine, no sleep), and with REDIS_URL the count is shared by every gateway process."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
-from gateway.proxy.errors import ProxyError
-from gateway.proxy.throttle import InvalidKeyThrottle
+from dataplane.errors import ProxyError
+from dataplane.throttle import InvalidKeyThrottle
 
 ADDRESS = "203.0.113.40"
 SCOPE = {"type": "http", "client": (ADDRESS, 5000), "headers": []}

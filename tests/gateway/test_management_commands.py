@@ -7,13 +7,13 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
+from core.models import AuditEvent
+from core.permissions import Action, can
 from gateway.models import Gateway
-from gateway.permissions import Action, can
 from keys.models import ApiKey, ApiKeyStatus
 from keys.tokens import hash_secret
 from quotas.models import TokenQuota
 from tests.factories import UserFactory
-from usage.models import AuditEvent
 
 
 def run(*args) -> list[str]:

@@ -1,12 +1,12 @@
-"""The one policy (gateway.permissions): the role table of SPEC §1, platform admins, restrict()
+"""The one policy (core.permissions): the role table of SPEC §1, platform admins, restrict()
 on every group-owned model, and roles resolved once per request."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.permissions import Action, Role, can, forget_roles, policy_for
 from gateway.models import Gateway, Model, Provider, ResourceGroup
-from gateway.permissions import Action, Role, can, forget_roles, policy_for
 from gateway.services import gateway_create, membership_set
 from keys.models import ApiKey
 from quotas.models import TokenQuota

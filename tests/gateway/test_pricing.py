@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from dataplane.usage import usage_from_openai
 from gateway.models import Model
 from gateway.pricing import Prices, TokenUsage
-from gateway.proxy.usage import usage_from_openai
 from gateway.services import model_create, provider_create
 
 

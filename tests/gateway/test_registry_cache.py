@@ -1,4 +1,4 @@
-"""The data plane's per-process model map (gateway.proxy.registry): a model created just before a
+"""The data plane's per-process model map (dataplane.registry): a model created just before a
 request is found even when the map was loaded a moment earlier, and a flood of unknown model
 names does not turn into a flood of database loads."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.proxy.registry import _TtlCache
+from dataplane.registry import _TtlCache
 
 
 class _Catalog:

@@ -99,7 +99,7 @@ def probe(**env: str) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", HTTPS_PROBE],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "gateway.settings", "ALLOWED_HOSTS": "testserver", **env},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "testserver", **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -132,7 +132,7 @@ def test_aigw_https_accepts_only_true_or_false():
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "gateway.settings", "AIGW_HTTPS": "yes"},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "AIGW_HTTPS": "yes"},
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,7 +16,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from gateway.scheduler import start_in_process_jobs
+from config.scheduler import start_in_process_jobs
 from gateway.services import gateway_create
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_create, api_key_revoke
@@ -424,7 +424,7 @@ def test_the_beat_schedule_is_in_the_database_after_migrations_and_names_real_ta
     from django_celery_beat.models import PeriodicTask
 
     import quotas.tasks  # noqa: F401  (registers the tasks)
-    from gateway.celery import app
+    from config.celery import app
 
     schedule = {t.name: t for t in PeriodicTask.objects.filter(name__startswith="quotas.")}
 

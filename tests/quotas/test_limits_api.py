@@ -11,12 +11,12 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from core.models import AuditEvent
 from gateway.models import Role
 from gateway.services import gateway_create
 from keys.models import ApiKeyStatus, SuspendedReason
 from quotas.models import RateLimit, SpendBudget, TokenQuota
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
-from usage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from gateway.proxy.app import ProxyApp
+from dataplane.app import ProxyApp
 
 
 class InProcessGateway:

@@ -1,4 +1,4 @@
-"""Runs aigw (uvicorn, `gateway.asgi:application`) as a separate process on the test database."""
+"""Runs aigw (uvicorn, `config.asgi:application`) as a separate process on the test database."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class LiveServer:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "gateway.asgi:application",
+                "config.asgi:application",
                 "--host",
                 "127.0.0.1",
                 "--port",

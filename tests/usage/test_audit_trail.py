@@ -13,13 +13,13 @@ import time_machine
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from core.audit import audit_actor
+from core.models import AuditEvent
 from gateway.models import Role
 from gateway.services import gateway_create
 from keys.services import api_key_create, api_keys_mark_expired, api_token_create
 from quotas.services import api_keys_suspend_for_token_quota
 from tests.factories import MembershipFactory, ResourceGroupFactory
-from usage.audit import audit_actor
-from usage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

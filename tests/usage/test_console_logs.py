@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
+from core.audit import audit_actor
 from gateway.models import Role
 from gateway.services import gateway_create, gateway_update
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
-from usage.audit import audit_actor
 
 pytestmark = pytest.mark.django_db
 

@@ -16,10 +16,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from core.models import AuditEvent
 from gateway.models import Role
 from gateway.services import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
-from usage.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -251,7 +251,7 @@ def test_the_rollup_and_purge_jobs_are_scheduled_and_run_by_the_embedded_runner(
     from django_celery_beat.models import PeriodicTask
 
     import usage.tasks  # noqa: F401  (registers the tasks)
-    from gateway.celery import app
+    from config.celery import app
     from quotas.jobs import run_all
 
     schedule = {t.name: t for t in PeriodicTask.objects.filter(name__startswith="usage.")}

@@ -14,11 +14,12 @@ import time_machine
 from django.test import AsyncClient
 from rest_framework.test import APIClient
 
+from core.models import AuditEvent
 from gateway.models import Role
 from gateway.services import gateway_create
 from keys.services import api_key_create, api_token_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
-from usage.models import AuditEvent, UsageEvent
+from usage.models import UsageEvent
 from usage.rollups import insert_events
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.errors import ApplicationError
+from core.errors import ApplicationError
 from gateway.services import platform_admin_set
 
 

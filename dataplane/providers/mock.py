@@ -19,8 +19,8 @@ import time
 
 import orjson
 
-from gateway.proxy.providers.base import UpstreamResponse, UpstreamStream
-from gateway.proxy.registry import ModelRoute
+from dataplane.providers.base import UpstreamResponse, UpstreamStream
+from dataplane.registry import ModelRoute
 from quotas.estimate import decode_one, encode, message_text, prompt_tokens
 
 _LARGE_TEXT = (

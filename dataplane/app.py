@@ -19,14 +19,14 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 
+from dataplane.errors import ProxyError, invalid_api_key, invalid_request
+from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
+from dataplane.providers.mock import MockClient
+from dataplane.providers.openai import OpenAICompatibleClient
+from dataplane.registry import KeyContext, ModelRoute, Registry
+from dataplane.throttle import InvalidKeyThrottle
+from dataplane.usage import usage_from_openai
 from gateway.pricing import Prices, TokenUsage
-from gateway.proxy.errors import ProxyError, invalid_api_key, invalid_request
-from gateway.proxy.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
-from gateway.proxy.providers.mock import MockClient
-from gateway.proxy.providers.openai import OpenAICompatibleClient
-from gateway.proxy.registry import KeyContext, ModelRoute, Registry
-from gateway.proxy.throttle import InvalidKeyThrottle
-from gateway.proxy.usage import usage_from_openai
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_mark_used
 from keys.tokens import hash_secret

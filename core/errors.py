@@ -9,7 +9,7 @@ Every rule that guards a write lives in the service that does the write and rais
 | `NotFound` | 404 | the object does not exist, or the user may not see it |
 | `Conflict` | 409 | the change would break a rule of the current state (the last owner, a used model) |
 
-The management API turns them into DRF responses with `gateway.api_errors.api_exception_handler`
+The management API turns them into DRF responses with `core.api_errors.api_exception_handler`
 (REST_FRAMEWORK's `EXCEPTION_HANDLER`): `{"<field>": ["<message>"]}` for a 400, `{"detail": "<message>"}` for the
 others, and Vercel's `{"error": "<sentence>", "field": …}` for views that set
 `error_shape = "vercel"` (the `/api/v1/quotas` API, SPEC §5). The console turns them into form

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.db import models
 
-from usage.models import AuditEvent, AuditVia
+from core.models import AuditEvent, AuditVia
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Reverse proxies (IP addresses or CIDRs) whose X-Forwarded-For is believed when finding the
-# client's address (gateway.client_address); empty: nobody's, the TCP peer is the client.
+# client's address (core.client_address); empty: nobody's, the TCP peer is the client.
 AIGW_TRUSTED_PROXIES = [p.strip() for p in env.list("AIGW_TRUSTED_PROXIES", default=[]) if p.strip()]
 
 
@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    "core",
     "gateway",
     "keys",
     "quotas",
@@ -107,7 +108,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "gateway.middleware.ApiBodySizeMiddleware",
+    "core.middleware.ApiBodySizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,13 +117,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "usage.audit.AuditMiddleware",
+    "core.audit.AuditMiddleware",
     # Last: turns a locked-out sign-in into the login page with the lockout message.
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "gateway.urls"
-ASGI_APPLICATION = "gateway.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -134,7 +135,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "gateway.context_processors.permissions",
+                "core.context_processors.permissions",
             ],
         },
     },
@@ -180,8 +181,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "COERCE_DECIMAL_TO_STRING": False,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # One handler turns the services' ApplicationError family into responses (gateway.errors).
-    "EXCEPTION_HANDLER": "gateway.api_errors.api_exception_handler",
+    # One handler turns the services' ApplicationError family into responses (core.errors).
+    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -196,7 +197,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "gateway.schema.add_common_error_responses",
+        "core.schema.add_common_error_responses",
     ],
     # One enum per choice set, whichever serializer (snake_case or Vercel's camelCase) uses it.
     "ENUM_NAME_OVERRIDES": {
@@ -241,8 +242,8 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = AIGW_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=AIGW_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "gateway.client_address.request_client_address"
-AXES_LOCKOUT_CALLABLE = "gateway.middleware.sign_in_locked_out"
+AXES_CLIENT_IP_CALLABLE = "core.client_address.request_client_address"
+AXES_LOCKOUT_CALLABLE = "core.middleware.sign_in_locked_out"
 AXES_RESET_ON_SUCCESS = True
 # Attempts while locked are refused unchecked and do not extend the lock: it ends when stated.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False

@@ -10,8 +10,8 @@ import httpx
 import orjson
 from django.conf import settings
 
-from gateway.proxy.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
-from gateway.proxy.registry import ModelRoute
+from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
+from dataplane.registry import ModelRoute
 
 
 class OpenAICompatibleClient:

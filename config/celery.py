@@ -1,4 +1,4 @@
-"""The Celery app of aigw: `celery -A gateway worker --beat` runs the background jobs.
+"""The Celery app of aigw: `celery -A config worker --beat` runs the background jobs.
 
 Configuration comes from the Django settings whose names start with `CELERY_` (broker: Redis in
 production, kombu's SQLAlchemy transport on SQLite on the embedded default); the schedule is
@@ -12,7 +12,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("aigw")
 app.config_from_object("django.conf:settings", namespace="CELERY")

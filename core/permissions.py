@@ -39,7 +39,7 @@ from django.apps import apps
 from django.db import models
 from django.db.models import Q
 
-from gateway.errors import PermissionDenied
+from core.errors import PermissionDenied
 
 if TYPE_CHECKING:
     from gateway.models import ResourceGroup
@@ -200,7 +200,7 @@ def denied_message(action: Action) -> str:
 
 
 def require(user: User, action: Action, group: ResourceGroup | int | None = None, message: str | None = None) -> None:
-    """Raise `gateway.errors.PermissionDenied` (403) unless `user` may do `action` in `group`."""
+    """Raise `core.errors.PermissionDenied` (403) unless `user` may do `action` in `group`."""
     if not can(user, action, group):
         raise PermissionDenied(message or denied_message(action))
 

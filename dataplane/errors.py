@@ -49,7 +49,7 @@ def invalid_request(message: str, param: str | None = None, status: int = 400) -
 
 
 def too_many_invalid_keys(retry_after: int) -> ProxyError:
-    """429 for a client address that sent too many invalid API keys (gateway.proxy.throttle);
+    """429 for a client address that sent too many invalid API keys (dataplane.throttle);
     `retry_after` is in seconds."""
     return ProxyError(
         429,

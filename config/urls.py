@@ -1,4 +1,4 @@
-"""URLs of the console (HTML). The `/v1/` data plane is routed in gateway.asgi."""
+"""URLs of the console (HTML). The `/v1/` data plane is routed in config.asgi."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -51,6 +51,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-handler403 = "gateway.error_views.permission_denied"
-handler404 = "gateway.error_views.page_not_found"
-handler500 = "gateway.error_views.server_error"
+handler403 = "core.error_views.permission_denied"
+handler404 = "core.error_views.page_not_found"
+handler500 = "core.error_views.server_error"

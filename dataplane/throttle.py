@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 import time
 
-from gateway.client_address import scope_client_address
-from gateway.proxy.errors import too_many_invalid_keys
+from core.client_address import scope_client_address
+from dataplane.errors import too_many_invalid_keys
 
 MAX_ADDRESSES = 50_000  # most addresses (and valid secrets) remembered per process; oldest go first
 PROBE_INTERVAL_SECONDS = 1.0  # an address over the limit may have one key looked up this often
@@ -86,7 +86,7 @@ class InvalidKeyThrottle:
         address's probe (one per PROBE_INTERVAL_SECONDS). No I/O.
 
         Raises:
-            gateway.proxy.errors.ProxyError: 429 with `retry-after` (seconds).
+            dataplane.errors.ProxyError: 429 with `retry-after` (seconds).
         """
         if not self._blocked or hashed_secret in self._valid:
             return
@@ -113,7 +113,7 @@ class InvalidKeyThrottle:
         """Count one invalid-key attempt of this request's address.
 
         Raises:
-            gateway.proxy.errors.ProxyError: 429 with `retry-after` (seconds) when this attempt
+            dataplane.errors.ProxyError: 429 with `retry-after` (seconds) when this attempt
                 is over the limit; the address is then refused until its window ends.
         """
         address = scope_client_address(scope)

@@ -26,8 +26,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from gateway.crypto import decrypt, encrypt
-from gateway.models import IdempotencyRecord
+from core.crypto import decrypt, encrypt
+from core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)

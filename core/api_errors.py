@@ -1,6 +1,6 @@
 """The one DRF exception handler of the management API (REST_FRAMEWORK's `EXCEPTION_HANDLER`).
 
-It renders the services' `ApplicationError` family (`gateway.errors`) and DRF's own exceptions:
+It renders the services' `ApplicationError` family (`core.errors`) and DRF's own exceptions:
 `{"<field>": ["<message>"]}` for a 400, `{"detail": "<message>"}` otherwise, and Vercel's
 `{"error": "<sentence>", "field": …}` for views with `error_shape = "vercel"` (SPEC §5).
 """
@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from gateway.errors import NON_FIELD, ApplicationError, ValidationFailed, from_django
+from core.errors import NON_FIELD, ApplicationError, ValidationFailed, from_django
 
 
 def _drf_exception(error: ApplicationError, field_names: Mapping[str, str]) -> exceptions.APIException:

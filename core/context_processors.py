@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from gateway.permissions import Action, is_platform_admin, policy_for
+from core.permissions import Action, is_platform_admin, policy_for
 
 
 def permissions(request: HttpRequest) -> dict[str, bool]:

@@ -1,7 +1,7 @@
 """ASGI entry point: `/v1/` goes to the data plane, everything else to Django.
 
-Serve with `uvicorn gateway.asgi:application`. The lifespan protocol is handled here: on the
-embedded default the background jobs start with the server (gateway.scheduler); on shutdown
+Serve with `uvicorn config.asgi:application`. The lifespan protocol is handled here: on the
+embedded default the background jobs start with the server (config.scheduler); on shutdown
 they stop and the data plane writes the usage events still queued.
 """
 
@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 from django.core.asgi import get_asgi_application
 
 if TYPE_CHECKING:
-    from gateway.scheduler import InProcessJobs
+    from config.scheduler import InProcessJobs
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_application = get_asgi_application()
 
-from gateway.proxy.app import ProxyApp  # noqa: E402  (needs Django set up)
+from dataplane.app import ProxyApp  # noqa: E402  (needs Django set up)
 
-log = logging.getLogger("gateway.asgi")
+log = logging.getLogger("config.asgi")
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
@@ -68,7 +68,7 @@ class Router:
 
                 warn_if_only_loopback_hosts()
                 if settings.AIGW_IN_PROCESS_JOBS:  # the embedded default: no Celery worker needed
-                    from gateway.scheduler import start_in_process_jobs
+                    from config.scheduler import start_in_process_jobs
 
                     self.jobs = start_in_process_jobs()
                 await send({"type": "lifespan.startup.complete"})
