@@ -120,6 +120,7 @@ def lint(args: list[str]) -> None:
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy", "config", "core", "dataplane", "gateway", "keys", "quotas", "usage")
     run(BIN / "mypy", "aigw")
+    run(BIN / "lint-imports")  # the layers of docs/architecture.md (contracts in pyproject.toml)
     run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run")
 
 
