@@ -45,9 +45,8 @@ def models_api() -> Iterator[str]:
     server.shutdown()
 
 
-def test_an_admin_tests_a_connection_that_answers_and_one_that_refuses_the_credential(live, page, models_api):
-    admin = UserFactory()
-    MembershipFactory(user=admin, resource_group=ResourceGroupFactory(name="platform"), role=Role.ADMIN)
+def test_a_platform_admin_tests_a_connection_that_answers_and_one_that_refuses_the_credential(live, page, models_api):
+    admin = UserFactory(is_staff=True)  # a platform admin: the only one who manages providers
     good = provider_create(name="vllm-good", kind=ProviderKind.OPENAI, base_url=models_api, credential=SECRET)
     bad = provider_create(name="vllm-bad", kind=ProviderKind.OPENAI, base_url=models_api, credential="wrong")
     sign_in(page, admin)
@@ -63,8 +62,7 @@ def test_an_admin_tests_a_connection_that_answers_and_one_that_refuses_the_crede
 
 
 def test_a_provider_that_models_route_to_stays_with_a_clear_message(live, page):
-    admin = UserFactory()
-    MembershipFactory(user=admin, resource_group=ResourceGroupFactory(name="platform"), role=Role.ADMIN)
+    admin = UserFactory(is_staff=True)  # a platform admin: the only one who manages providers
     provider = provider_create(name="routed", kind=ProviderKind.OPENAI, base_url="https://routed.example/v1")
     model_create(name="routed-model", provider=provider)
     sign_in(page, admin)

@@ -62,9 +62,8 @@ def test_an_owner_creates_a_group_and_manages_its_members(live, page):
     screenshot(page, "30-groups.png")
 
 
-def test_an_admin_adds_a_provider_tests_it_and_adds_a_model(live, page, fake_upstream):
-    admin = UserFactory()
-    MembershipFactory(user=admin, resource_group=ResourceGroupFactory(name="platform"), role=Role.ADMIN)
+def test_a_platform_admin_adds_a_provider_tests_it_and_adds_a_model(live, page, fake_upstream):
+    admin = UserFactory(is_staff=True)  # a platform admin: the only one who manages providers
     sign_in(page, admin)
     page.get_by_role("banner").get_by_role("link", name="Providers").click()
     expect(page.locator('tr[data-provider="mock"]')).to_be_visible()

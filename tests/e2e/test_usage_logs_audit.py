@@ -81,7 +81,7 @@ def test_an_auditor_finds_the_failed_requests_and_who_changed_a_budget(live, pag
     screenshot(page, "44-audit-trail.png")
 
 
-def test_a_viewer_is_refused_usage_logs_and_the_audit_trail_with_the_reason(live, page):
+def test_a_viewer_is_offered_no_usage_links_and_is_refused_them_with_the_reason(live, page):
     group = ResourceGroupFactory(name="support-team")
     viewer = UserFactory()
     MembershipFactory(user=viewer, resource_group=group, role=Role.VIEWER)
@@ -89,12 +89,16 @@ def test_a_viewer_is_refused_usage_logs_and_the_audit_trail_with_the_reason(live
     UsageEventFactory(api_key=key, model_requested="gpt-4o-mini")
 
     sign_in(page, viewer)
-    for link, reason in (
-        ("Usage", "Reading usage and logs needs"),
-        ("Logs", "Reading usage and logs needs"),
-        ("Audit trail", "Reading the audit trail needs"),
+    navigation = page.locator("header nav")
+    expect(navigation.get_by_role("link", name="AI Gateways")).to_be_visible()
+    for link in ("Usage", "Logs", "Audit trail"):
+        expect(navigation.get_by_role("link", name=link, exact=True)).to_have_count(0)
+    for url, reason in (
+        ("/usage/", "Reading usage and logs needs"),
+        ("/usage/logs/", "Reading usage and logs needs"),
+        ("/audit/", "Reading the audit trail needs"),
     ):
-        page.get_by_role("link", name=link, exact=True).click()
+        page.goto(url)
         expect(page.get_by_role("heading", name="Your role does not allow this")).to_be_visible()
         expect(page.locator("article.error-page")).to_contain_text(reason)
     page.goto(f"/usage/?gateway={gateway.pk}")
