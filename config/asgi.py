@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from django.core.asgi import get_asgi_application
-
-if TYPE_CHECKING:
-    from config.scheduler import InProcessJobs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_application = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from config.scheduler import InProcessJobs, start_in_process_jobs  # noqa: E402  (needs Django set up)
 from dataplane.app import ProxyApp  # noqa: E402  (needs Django set up)
 
 log = logging.getLogger("config.asgi")
@@ -31,8 +30,6 @@ def warn_if_only_loopback_hosts() -> bool:
     """Log a warning when ALLOWED_HOSTS names only this machine's loopback names: the server
     may listen on 0.0.0.0, but a request for any real hostname then gets a bare 400. Returns
     whether it warned."""
-    from django.conf import settings
-
     hosts = {host.lower().removesuffix(".") for host in settings.ALLOWED_HOSTS}
     if not hosts or not hosts <= LOOPBACK_HOSTS:
         return False
@@ -64,12 +61,8 @@ class Router:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                from django.conf import settings
-
                 warn_if_only_loopback_hosts()
                 if settings.AIGW_IN_PROCESS_JOBS:  # the embedded default: no Celery worker needed
-                    from config.scheduler import start_in_process_jobs
-
                     self.jobs = start_in_process_jobs()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -20,6 +20,10 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from quotas.jobs import run_all
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +33,6 @@ DEFAULT_INTERVAL_SECONDS = 60.0
 def _run_jobs_once() -> dict[str, int | None]:
     """One round of every job at the current time, in a worker thread; closes that thread's
     database connections afterwards so none is left open between rounds."""
-    from django.db import close_old_connections, connections
-    from django.utils import timezone
-
-    from quotas.jobs import run_all
-
     close_old_connections()
     try:
         return run_all(timezone.now())

@@ -33,16 +33,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.db import models
 from django.db.models import Q
 
 from core.errors import PermissionDenied
-
-if TYPE_CHECKING:
-    from gateway.models import ResourceGroup
 
 
 class Action(StrEnum):
@@ -163,11 +160,11 @@ def forget_roles(user: User) -> None:
         delattr(user, _CACHE_ATTRIBUTE)
 
 
-def _group_id(group: ResourceGroup | int) -> int:
+def _group_id(group: models.Model | int) -> int:
     return group if isinstance(group, int) else group.pk
 
 
-def can(user: User, action: Action, group: ResourceGroup | int | None = None) -> bool:
+def can(user: User, action: Action, group: models.Model | int | None = None) -> bool:
     """True when `user` may do `action` in `group` (an instance or id). For `MANAGE_PROVIDERS`
     no group is needed: it is the platform admin's, instance-wide."""
     if action == Action.MANAGE_PROVIDERS:
@@ -177,7 +174,7 @@ def can(user: User, action: Action, group: ResourceGroup | int | None = None) ->
     return policy_for(user).can(action, _group_id(group))
 
 
-def role_in(user: User, group: ResourceGroup | int) -> str | None:
+def role_in(user: User, group: models.Model | int) -> str | None:
     """The user's role in `group`, `owner` for superusers, None for non-members."""
     return policy_for(user).role_in(_group_id(group))
 
@@ -199,7 +196,7 @@ def denied_message(action: Action) -> str:
     return _DENIED[action]
 
 
-def require(user: User, action: Action, group: ResourceGroup | int | None = None, message: str | None = None) -> None:
+def require(user: User, action: Action, group: models.Model | int | None = None, message: str | None = None) -> None:
     """Raise `core.errors.PermissionDenied` (403) unless `user` may do `action` in `group`."""
     if not can(user, action, group):
         raise PermissionDenied(message or denied_message(action))

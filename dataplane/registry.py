@@ -16,9 +16,14 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
+from gateway.models import Model
 from gateway.pricing import Prices
+from keys.models import ApiKey
+from quotas.counters import usd_to_units
 from quotas.engine import MINUTE, LimitRule
+from quotas.models import LimitMode, RateLimit, SpendBudget, TokenQuota
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +74,6 @@ class ModelRoute:
 
 
 def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
-    from quotas.counters import usd_to_units
-    from quotas.models import LimitMode, RateLimit, SpendBudget, TokenQuota
-
     def owned(model):
         return (
             model.objects.filter(api_key=api_key)
@@ -114,11 +116,6 @@ def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
 
 
 def _load_key(hashed_secret: str) -> KeyContext | None:
-    from django.db import close_old_connections
-
-    from keys.models import ApiKey
-    from quotas.models import SpendBudget
-
     close_old_connections()
     api_key = (
         ApiKey.objects.select_related("gateway", "gateway__resource_group").filter(hashed_secret=hashed_secret).first()
@@ -145,10 +142,6 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
 
 
 def _load_models() -> dict[str, ModelRoute]:
-    from django.db import close_old_connections
-
-    from gateway.models import Model
-
     close_old_connections()
     routes = {}
     for model in Model.objects.select_related("provider").filter(enabled=True):

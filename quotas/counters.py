@@ -19,6 +19,8 @@ from typing import Protocol
 
 from django.conf import settings
 
+from quotas.periods import window_start
+
 # Spend is counted in integer units of 1e-10 USD (UsageEvent.cost_usd has 10 decimal places).
 # Redis's Lua numbers are doubles, exact to 2**53 units, i.e. budgets up to about $900,000.
 USD_UNITS = 10**10
@@ -42,8 +44,6 @@ def counter_name(kind: str, level: str, entity_id: int, window_tag: str) -> str:
 
 def window_tag(refresh_period: str, now: datetime) -> str:
     """The window part of a counter name: `life` for `none`, else the window's first day."""
-    from quotas.periods import window_start
-
     if refresh_period == "none":
         return "life"
     return window_start(refresh_period, now).date().isoformat()

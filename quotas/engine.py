@@ -28,10 +28,12 @@ from decimal import Decimal
 from asgiref.sync import sync_to_async
 
 from gateway.pricing import Prices, TokenUsage
-from keys.models import ApiKeyStatus, SuspendedReason
+from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.counters import CounterCheck, Counters, counter_name, minute_tag, units_to_usd, usd_to_units, window_tag
 from quotas.models import Level, RefreshPeriod
 from quotas.periods import window_end, window_start
+from quotas.selectors import used_in_window
+from quotas.services import api_key_reactivate_after_token_quota, api_keys_suspend_for_token_quota
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +226,6 @@ class LimitEngine:
                 self._suspend(rule)
 
     async def _seed(self, rule: LimitRule, check: CounterCheck, now: datetime) -> None:
-        from quotas.selectors import used_in_window
-
         since = window_start(rule.period, now)
         used = await sync_to_async(used_in_window, thread_sensitive=True)(
             level=rule.level, entity_id=rule.entity_id, since=since
@@ -275,9 +275,6 @@ class LimitEngine:
     def _suspend(self, rule: LimitRule) -> None:
         """Mark the keys under a reached token quota suspended (once per owner every few seconds,
         however many requests are rejected meanwhile)."""
-        from keys.models import ApiKey
-        from quotas.services import api_keys_suspend_for_token_quota
-
         owner = (rule.level, rule.entity_id)
         moment = time.monotonic()
         if moment - self._suspended_at.get(owner, -SUSPEND_EVERY_SECONDS) < SUSPEND_EVERY_SECONDS:
@@ -296,8 +293,6 @@ class LimitEngine:
         self._run(sync_to_async(suspend, thread_sensitive=True)())
 
     async def _reactivate(self, key_id: int) -> None:
-        from quotas.services import api_key_reactivate_after_token_quota
-
         await sync_to_async(api_key_reactivate_after_token_quota, thread_sensitive=True)(api_key_id=key_id)
 
     def _run(self, coroutine) -> None:

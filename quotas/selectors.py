@@ -14,6 +14,7 @@ from django.db.models import Count, Sum
 
 from quotas.models import Level
 from quotas.periods import window_start
+from usage.models import UsageEvent
 
 LEVEL_FIELDS: dict[str, str] = {
     Level.API_KEY: "api_key_id",
@@ -34,8 +35,6 @@ class Used:
 def used_in_window(*, level: str, entity_id: int, since: datetime, until: datetime | None = None) -> Used:
     """Usage of one key, gateway or group from `since` (inclusive) to `until` (exclusive, None
     for now), both aware UTC, summed from the usage events."""
-    from usage.models import UsageEvent
-
     events = UsageEvent.objects.filter(**{LEVEL_FIELDS[level]: entity_id, "created_at__gte": since})
     if until is not None:
         events = events.filter(created_at__lt=until)
@@ -50,8 +49,6 @@ def used_in_window(*, level: str, entity_id: int, since: datetime, until: dateti
 def spend_by_api_key(*, budgets, now: datetime) -> dict[int, Decimal]:
     """The cost (USD) of each API key in the current window of its budget: one query per
     distinct refresh period, whatever the number of keys. `budgets` are API-key SpendBudgets."""
-    from usage.models import UsageEvent
-
     spent: dict[int, Decimal] = {}
     by_period: dict[str, list[int]] = {}
     for budget in budgets:

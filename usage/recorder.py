@@ -21,6 +21,10 @@ from pathlib import Path
 
 import orjson
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections
+
+from usage.models import UsageEvent
+from usage.rollups import insert_events
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +32,6 @@ MAX_BATCH = 500
 
 
 def _write(rows: list[dict]) -> None:
-    from django.db import DatabaseError, close_old_connections
-
-    from usage.models import UsageEvent
-    from usage.rollups import insert_events
-
     close_old_connections()
     try:
         insert_events([UsageEvent(**row) for row in rows])
