@@ -22,10 +22,13 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from core.errors import ApplicationError, add_service_errors
+from core.htmx import is_partial
 from core.permissions import Action, can, policy_for, require
 from gateway.forms_groups import (
     GroupDeleteForm,
@@ -56,10 +59,30 @@ from gateway.services import (
 # Resource groups ------------------------------------------------------------------------------
 
 
+def _toast(response: HttpResponse, message: str) -> HttpResponse:
+    """Show `message` as a toast once htmx has swapped `response` in (HX-Trigger `aigw:toast`)."""
+    trigger_client_event(response, "aigw:toast", {"message": message})
+    return response
+
+
+def _go(request: HttpRequest, message: str, url: str, *, level: int = messages.SUCCESS) -> HttpResponse:
+    """After a change that leads to another page: the message on that page, reached by a redirect
+    (plain posts) or by htmx's HX-Redirect."""
+    messages.add_message(request, level, message)
+    return HttpResponseClientRedirect(url) if is_partial(request) else redirect(url)
+
+
+def _failed(forms: dict[str, Any]) -> bool:
+    return any(isinstance(f, Form) and f.errors for f in forms.values()) or any(
+        forms.get(key) for key in ("member_error", "delete_error", "model_error")
+    )
+
+
 @login_required
 def group_list(request: HttpRequest) -> HttpResponse:
     """The user's resource groups with their role, gateways and members; POST creates one (the
-    user becomes its owner)."""
+    user becomes its owner). htmx gets the dialog's form back with its errors, or goes to the
+    new group."""
     form = GroupNameForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -67,8 +90,11 @@ def group_list(request: HttpRequest) -> HttpResponse:
         except ApplicationError as error:
             add_service_errors(form, error, default="name")
         else:
-            messages.success(request, f"Resource group {group.name} created; you are its owner.")
-            return redirect("group-detail", pk=group.pk)
+            message = f"Resource group {group.name} created; you are its owner."
+            return _go(request, message, reverse("group-detail", args=[group.pk]))
+    status = 400 if form.errors else 200
+    if request.method == "POST" and is_partial(request):
+        return render(request, "groups/group_list.html#create-form", {"form": form}, status=status)
     policy = policy_for(request.user)
     groups = (
         ResourceGroup.objects.restrict(request.user, Action.VIEW_SETTINGS)
@@ -79,7 +105,6 @@ def group_list(request: HttpRequest) -> HttpResponse:
         .order_by("name")
     )
     rows = [(group, policy.role_in(group.pk)) for group in groups]
-    status = 400 if form.errors else 200
     return render(request, "groups/group_list.html", {"rows": rows, "form": form}, status=status)
 
 
@@ -99,10 +124,14 @@ def _member(request: HttpRequest, group: ResourceGroup, user_id: int) -> Members
 
 
 @login_required
-def group_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse:
+def group_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A group: its gateways and members; owners also get invite, role, remove, rename, delete."""
-    group = _group(request, pk)
-    is_owner = can(request.user, Action.MANAGE_MEMBERS, group)
+    return _group_page(request, _group(request, pk))
+
+
+def _group_page(request: HttpRequest, group: ResourceGroup, fragment: str = "members", **forms: Any) -> HttpResponse:
+    """The group's page, or for htmx its `fragment` (`members`, `rename-form`, `delete-form`,
+    `renamed`); 400 when a form (or a member's row) has an error."""
     members = (
         Membership.objects.restrict(request.user, Action.VIEW_SETTINGS)
         .filter(resource_group=group)
@@ -112,7 +141,7 @@ def group_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse:
     context = {
         "group": group,
         "role": policy_for(request.user).role_in(group.pk),
-        "is_owner": is_owner,
+        "is_owner": can(request.user, Action.MANAGE_MEMBERS, group),
         "members": members,
         "gateways": group.gateways.filter(deleted_at__isnull=True).order_by("name"),
         "roles": Role.choices,
@@ -121,8 +150,19 @@ def group_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse:
         "delete_form": forms.get("delete_form") or GroupDeleteForm(expected=group.name),
         "member_error": forms.get("member_error"),
     }
-    status = 400 if any(isinstance(f, Form) and f.errors for f in forms.values()) or forms.get("member_error") else 200
-    return render(request, "groups/group_detail.html", context, status=status)
+    partial = is_partial(request) and request.method == "POST"
+    template = "groups/group_detail.html" + (f"#{fragment}" if partial else "")
+    response = render(request, template, context, status=400 if _failed(forms) else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _group_changed(request: HttpRequest, group: ResourceGroup, message: str, fragment: str = "members") -> HttpResponse:
+    """After a change on the group's page: htmx gets `fragment` and a toast, plain posts the
+    page again (redirect) with the message."""
+    if not is_partial(request):
+        return _go(request, message, reverse("group-detail", args=[group.pk]))
+    return _toast(_group_page(request, group, fragment), message)
 
 
 @login_required
@@ -139,26 +179,28 @@ def group_invite(request: HttpRequest, pk: int) -> HttpResponse:
         except ApplicationError as error:
             add_service_errors(form, error, default="user")
         else:
-            messages.success(request, f"{membership.user.get_username()} added as {membership.role}.")
-            return redirect("group-detail", pk=group.pk)
-    return group_detail(request, pk, invite_form=form)
+            return _group_changed(request, group, f"{membership.user.get_username()} added as {membership.role}.")
+    return _group_page(request, group, invite_form=form)
 
 
 @login_required
 @require_POST
 def member_role(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
-    """Change a member's role (owners); the last owner keeps the owner role."""
+    """Change a member's role (owners); the last owner keeps the owner role. An owner who steps
+    down gets the whole page again: its buttons are no longer theirs."""
     group = _owned_group(request, pk)
     membership = _member(request, group, user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
-        return group_detail(request, pk, member_error="Pick one of the roles.")
+        return _group_page(request, group, member_error="Pick one of the roles.")
     try:
         membership_set(resource_group=group, user=membership.user, role=form.cleaned_data["role"])
     except ApplicationError as error:
-        return group_detail(request, pk, member_error=" ".join(error.messages))
-    messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
-    return redirect("group-detail", pk=group.pk)
+        return _group_page(request, group, member_error=" ".join(error.messages))
+    message = f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+    if membership.user == request.user:
+        return _go(request, message, reverse("group-detail", args=[group.pk]))
+    return _group_changed(request, group, message)
 
 
 @login_required
@@ -170,17 +212,18 @@ def member_remove(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
     try:
         membership_remove(resource_group=group, user=membership.user)
     except ApplicationError as error:
-        return group_detail(request, pk, member_error=" ".join(error.messages))
-    messages.success(request, f"{membership.user.get_username()} removed from {group.name}.")
+        return _group_page(request, group, member_error=" ".join(error.messages))
+    message = f"{membership.user.get_username()} removed from {group.name}."
     if membership.user == request.user:
-        return redirect("group-list")
-    return redirect("group-detail", pk=group.pk)
+        return _go(request, message, reverse("group-list"))
+    return _group_changed(request, group, message)
 
 
 @login_required
 @require_POST
 def group_rename(request: HttpRequest, pk: int) -> HttpResponse:
-    """Rename the group (owners)."""
+    """Rename the group (owners); htmx gets the dialog's form and the name everywhere on the
+    page, and the dialog closes."""
     group = _owned_group(request, pk)
     form = GroupNameForm(request.POST)
     if form.is_valid():
@@ -189,15 +232,18 @@ def group_rename(request: HttpRequest, pk: int) -> HttpResponse:
         except ApplicationError as error:
             add_service_errors(form, error, default="name")
         else:
-            messages.success(request, f"Resource group renamed to {group.name}.")
-            return redirect("group-detail", pk=group.pk)
-    return group_detail(request, pk, rename_form=form)
+            response = _group_changed(request, group, f"Resource group renamed to {group.name}.", "renamed")
+            if is_partial(request):
+                trigger_client_event(response, "aigw:close-dialog", {"id": "rename-group-dialog"}, after="settle")
+            return response
+    return _group_page(request, group, "rename-form", rename_form=form)
 
 
 @login_required
 @require_POST
 def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    """Delete the group (owners), typing its name; a group that holds gateways stays."""
+    """Delete the group (owners), typing its name; a group that holds gateways stays. Then the
+    list of groups."""
     group = _owned_group(request, pk)
     form = GroupDeleteForm(request.POST, expected=group.name)
     if form.is_valid():
@@ -206,9 +252,8 @@ def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
         except ApplicationError as error:
             add_service_errors(form, error, default="confirm_name")
         else:
-            messages.success(request, f"Resource group {form.cleaned_data['confirm_name']} deleted.")
-            return redirect("group-list")
-    return group_detail(request, pk, delete_form=form)
+            return _go(request, f"Resource group {form.cleaned_data['confirm_name']} deleted.", reverse("group-list"))
+    return _group_page(request, group, "delete-form", delete_form=form)
 
 
 # Providers and models -------------------------------------------------------------------------
@@ -228,7 +273,8 @@ def _managed_provider(request: HttpRequest, pk: int) -> Provider:
 @login_required
 def provider_list(request: HttpRequest) -> HttpResponse:
     """Every provider with its kind, base URL, whether a credential is set (never its value) and
-    its models; POST adds one (platform admins)."""
+    its models; POST adds one (platform admins): htmx gets the dialog's form back with its
+    errors, or goes to the new provider."""
     form = ProviderForm(request.POST or None, initial={"kind": ProviderKind.OPENAI})
     if request.method == "POST":
         require(request.user, Action.MANAGE_PROVIDERS)
@@ -245,8 +291,10 @@ def provider_list(request: HttpRequest) -> HttpResponse:
             except ApplicationError as error:
                 add_service_errors(form, error, default="name")
             else:
-                messages.success(request, f"Provider {provider.name} added. Test its connection, then add models.")
-                return redirect("provider-detail", pk=provider.pk)
+                message = f"Provider {provider.name} added. Test its connection, then add models."
+                return _go(request, message, reverse("provider-detail", args=[provider.pk]))
+        if is_partial(request):
+            return render(request, "providers/provider_list.html#add-form", {"form": form}, status=400)
     providers = (
         Provider.objects.restrict(request.user, Action.VIEW_SETTINGS)
         .annotate(model_count=Count("models"))
@@ -257,9 +305,14 @@ def provider_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def provider_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse:
+def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A provider, its settings form (platform admins) and its models with their prices."""
-    provider = _provider(request, pk)
+    return _provider_page(request, _provider(request, pk))
+
+
+def _provider_page(request: HttpRequest, provider: Provider, fragment: str = "models", **forms: Any) -> HttpResponse:
+    """The provider's page, or for htmx its `fragment` (`summary`, `models`, `edit-form`,
+    `saved`, `add-model-form`, `model-added`); 400 when a form or a delete has an error."""
     context = {
         "provider": provider,
         "models": Model.objects.restrict(request.user, Action.VIEW_SETTINGS).filter(provider=provider).order_by("name"),
@@ -267,11 +320,36 @@ def provider_detail(request: HttpRequest, pk: int, **forms: Any) -> HttpResponse
         "edit_form": forms.get("edit_form")
         or ProviderForm(initial={"name": provider.name, "kind": provider.kind, "base_url": provider.base_url}),
         "model_form": forms.get("model_form") or ModelForm(),
+        "model_edit_form": forms.get("model_edit_form"),
+        "edited_model": forms.get("edited_model"),
         "delete_error": forms.get("delete_error"),
+        "model_error": forms.get("model_error"),
         "is_mock": provider.kind == ProviderKind.MOCK,
     }
-    failed = any(isinstance(f, Form) and f.errors for f in forms.values()) or forms.get("delete_error")
-    return render(request, "providers/provider_detail.html", context, status=400 if failed else 200)
+    partial = is_partial(request) and request.method == "POST"
+    template = "providers/provider_detail.html" + (f"#{fragment}" if partial else "")
+    response = render(request, template, context, status=400 if _failed(forms) else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _provider_changed(
+    request: HttpRequest,
+    provider: Provider,
+    message: str,
+    fragment: str = "models",
+    *,
+    dialog: str | None = None,
+    level: int = messages.SUCCESS,
+) -> HttpResponse:
+    """After a change on the provider's page: htmx gets `fragment` and a toast (and `dialog`
+    closes), plain posts the page again (redirect) with the message."""
+    if not is_partial(request):
+        return _go(request, message, reverse("provider-detail", args=[provider.pk]), level=level)
+    response = _toast(_provider_page(request, provider, fragment), message)
+    if dialog:
+        trigger_client_event(response, "aigw:close-dialog", {"id": dialog}, after="settle")
+    return response
 
 
 @login_required
@@ -298,13 +376,12 @@ def provider_edit(request: HttpRequest, pk: int) -> HttpResponse:
             add_service_errors(form, error, default="name")
         else:
             if had_credential and not provider.credential_encrypted and credential is None:
-                messages.warning(
-                    request, f"Provider {provider.name} saved. Its base URL changed, so type its credential again."
-                )
+                message = f"Provider {provider.name} saved. Its base URL changed, so type its credential again."
+                level = messages.WARNING
             else:
-                messages.success(request, f"Provider {provider.name} saved.")
-            return redirect("provider-detail", pk=provider.pk)
-    return provider_detail(request, pk, edit_form=form)
+                message, level = f"Provider {provider.name} saved.", messages.SUCCESS
+            return _provider_changed(request, provider, message, "saved", dialog="edit-provider-dialog", level=level)
+    return _provider_page(request, provider, "edit-form", edit_form=form)
 
 
 @login_required
@@ -315,9 +392,8 @@ def provider_remove(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         provider_delete(provider=provider, actor=request.user)
     except ApplicationError as error:
-        return provider_detail(request, pk, delete_error=" ".join(error.messages))
-    messages.success(request, f"Provider {provider.name} deleted.")
-    return redirect("provider-list")
+        return _provider_page(request, provider, "summary", delete_error=" ".join(error.messages))
+    return _go(request, f"Provider {provider.name} deleted.", reverse("provider-list"))
 
 
 @login_required
@@ -351,7 +427,8 @@ def _prices_from(data: dict) -> dict[str, Decimal | None]:
 @login_required
 @require_POST
 def model_add(request: HttpRequest, pk: int) -> HttpResponse:
-    """Add a model to the provider; all prices blank takes genai-prices' defaults."""
+    """Add a model to the provider; all prices blank takes genai-prices' defaults. htmx gets the
+    models table and a fresh form, and the dialog closes."""
     provider = _managed_provider(request, pk)
     form = ModelForm(request.POST)
     if form.is_valid():
@@ -370,19 +447,18 @@ def model_add(request: HttpRequest, pk: int) -> HttpResponse:
             add_service_errors(form, error, default="name")
         else:
             source = "your prices" if given else model.get_price_source_display()
-            messages.success(request, f"Model {model.name} added ({source}).")
-            return redirect("provider-detail", pk=provider.pk)
-    return provider_detail(request, pk, model_form=form)
+            message = f"Model {model.name} added ({source})."
+            return _provider_changed(request, provider, message, "model-added", dialog="add-model-dialog")
+    return _provider_page(request, provider, "add-model-form", model_form=form)
 
 
 @login_required
 @require_POST
 def model_edit(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
-    """Change a model's upstream name and prices (USD per million tokens)."""
+    """Change a model's upstream name and prices (USD per million tokens); errors show in the
+    model's row."""
     provider = _managed_provider(request, pk)
-    model = get_object_or_404(
-        Model.objects.restrict(request.user, Action.MANAGE_PROVIDERS), pk=model_pk, provider=provider
-    )
+    model = _managed_model(request, provider, model_pk)
     form = ModelForm(request.POST)
     form.fields["name"].required = False
     if form.is_valid():
@@ -397,9 +473,8 @@ def model_edit(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
         except ApplicationError as error:
             add_service_errors(form, error, default="name")
         else:
-            messages.success(request, f"Model {model.name} saved.")
-            return redirect("provider-detail", pk=pk)
-    return provider_detail(request, pk, model_form=form)
+            return _provider_changed(request, provider, f"Model {model.name} saved.")
+    return _provider_page(request, provider, model_edit_form=form, edited_model=model.pk)
 
 
 @login_required
@@ -408,15 +483,12 @@ def model_remove(request: HttpRequest, pk: int, model_pk: int) -> HttpResponse:
     """Delete a model (usage events keep its name); one that live gateways list is refused,
     naming them, so that no gateway's list changes (or empties) behind its admins' back."""
     provider = _managed_provider(request, pk)
-    model = get_object_or_404(
-        Model.objects.restrict(request.user, Action.MANAGE_PROVIDERS), pk=model_pk, provider=provider
-    )
+    model = _managed_model(request, provider, model_pk)
     try:
         model_delete(model=model, actor=request.user)
     except ApplicationError as error:
-        return provider_detail(request, pk, delete_error=" ".join(error.messages))
-    messages.success(request, f"Model {model.name} deleted.")
-    return redirect("provider-detail", pk=pk)
+        return _provider_page(request, provider, model_error=" ".join(error.messages))
+    return _provider_changed(request, provider, f"Model {model.name} deleted.")
 
 
 @login_required

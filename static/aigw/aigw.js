@@ -217,6 +217,17 @@
     }
   }, true);
 
+  // A form marked data-inline-errors gets its 400 answer swapped in like a 200: the server sends
+  // the fragment back with the errors inline (htmx leaves 4xx answers out by default).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const detail = event.detail;
+    const elt = detail.requestConfig && detail.requestConfig.elt;
+    if (detail.xhr.status === 400 && elt && elt.closest && elt.closest("[data-inline-errors]")) {
+      detail.shouldSwap = true;
+      detail.isError = false;
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     // A dialog whose form came back from the server with errors opens again by itself.
     document.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {

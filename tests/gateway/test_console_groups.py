@@ -4,6 +4,7 @@ connection against a real HTTP server, and model prices from the pricing library
 
 from __future__ import annotations
 
+import json
 import threading
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -279,3 +280,161 @@ def test_a_user_in_no_group_reads_the_catalog_without_buttons(client):
     assert listing.status_code == 200 and "openai" in listing.content.decode()
     assert "Add provider" not in listing.content.decode()
     assert client.post(f"/providers/{provider.pk}/test/").status_code == 403
+
+
+# htmx: the same forms answer with the page's fragment, a toast, or the next page -------------
+
+HTMX = {"HX-Request": "true"}
+
+
+def toast_of(response) -> str:
+    """The message of the `aigw:toast` event the response sends (HX-Trigger)."""
+    return json.loads(response["HX-Trigger"])["aigw:toast"]["message"]
+
+
+def fragment_of(response) -> str:
+    body = response.content.decode()
+    assert "<html" not in body and "<body" not in body, "htmx gets a fragment, not the whole page"
+    return body
+
+
+def test_with_htmx_an_owner_adds_a_member_changes_their_role_and_removes_them_in_the_members_card(client, group):
+    login(client, group, Role.OWNER)
+    grace = UserFactory(username="grace", email="grace@example.com")
+
+    added = client.post(f"/groups/{group.pk}/members/", {"user": "grace", "role": "developer"}, headers=HTMX)
+    assert added.status_code == 200 and toast_of(added) == "grace added as developer."
+    assert 'id="group-members"' in fragment_of(added) and 'data-member="grace"' in added.content.decode()
+
+    changed = client.post(f"/groups/{group.pk}/members/{grace.pk}/role/", {"role": "admin"}, headers=HTMX)
+    body = fragment_of(changed)
+    assert changed.status_code == 200 and toast_of(changed) == "grace is now admin."
+    assert Membership.objects.get(user=grace).role == Role.ADMIN
+    assert '<option value="admin" selected>' in body and "2 members" in body
+
+    removed = client.post(f"/groups/{group.pk}/members/{grace.pk}/remove/", headers=HTMX)
+    assert removed.status_code == 200 and toast_of(removed) == "grace removed from support-team."
+    assert 'data-member="grace"' not in fragment_of(removed)
+    assert not Membership.objects.filter(user=grace).exists()
+
+
+def test_with_htmx_errors_come_back_inline_in_the_members_card_with_400(client, group):
+    owner = login(client, group, Role.OWNER)
+
+    unknown = client.post(f"/groups/{group.pk}/members/", {"user": "nobody", "role": "viewer"}, headers=HTMX)
+    demote = client.post(f"/groups/{group.pk}/members/{owner.pk}/role/", {"role": "viewer"}, headers=HTMX)
+    remove = client.post(f"/groups/{group.pk}/members/{owner.pk}/remove/", headers=HTMX)
+
+    assert unknown.status_code == 400 and "No user has this username or email" in fragment_of(unknown)
+    assert 'id="group-members"' in unknown.content.decode() and "HX-Trigger" not in unknown
+    assert demote.status_code == 400 and "at least one owner" in fragment_of(demote)
+    assert remove.status_code == 400 and 'role="alert"' in fragment_of(remove)
+    assert Membership.objects.get(user=owner).role == Role.OWNER
+
+
+def test_with_htmx_an_owner_who_steps_down_or_leaves_gets_the_page_again(client, group):
+    owner = login(client, group, Role.OWNER)
+    MembershipFactory(resource_group=group, role=Role.OWNER)
+
+    stepped_down = client.post(f"/groups/{group.pk}/members/{owner.pk}/role/", {"role": "viewer"}, headers=HTMX)
+    assert stepped_down["HX-Redirect"] == f"/groups/{group.pk}/"  # their buttons are gone
+    other = ResourceGroupFactory(name="other")
+    MembershipFactory(resource_group=other, user=owner, role=Role.OWNER)
+    MembershipFactory(resource_group=other, role=Role.OWNER)
+    left = client.post(f"/groups/{other.pk}/members/{owner.pk}/remove/", headers=HTMX)
+    assert left["HX-Redirect"] == "/groups/"
+
+
+def test_with_htmx_creating_renaming_and_deleting_a_group(client):
+    login(client)
+
+    empty = client.post("/groups/", {"name": ""}, headers=HTMX)
+    assert empty.status_code == 400 and "Enter a name for the group." in fragment_of(empty)
+    assert 'hx-post="/groups/"' in empty.content.decode()
+    created = client.post("/groups/", {"name": "research"}, headers=HTMX)
+    group = Membership.objects.get().resource_group
+    assert created.status_code == 200 and created["HX-Redirect"] == f"/groups/{group.pk}/"
+
+    renamed = client.post(f"/groups/{group.pk}/rename/", {"name": "lab"}, headers=HTMX)
+    body = fragment_of(renamed)
+    assert renamed.status_code == 200 and toast_of(renamed) == "Resource group renamed to lab."
+    assert json.loads(renamed["HX-Trigger-After-Settle"])["aigw:close-dialog"] == {"id": "rename-group-dialog"}
+    assert (
+        "<h1>lab</h1>" in body and 'id="group-head" hx-swap-oob="true"' in body and "Type <strong>lab</strong>" in body
+    )
+    taken = ResourceGroupFactory(name="taken")
+    clash = client.post(f"/groups/{group.pk}/rename/", {"name": taken.name}, headers=HTMX)
+    assert clash.status_code == 400 and "already exists" in fragment_of(clash)
+
+    wrong = client.post(f"/groups/{group.pk}/delete/", {"confirm_name": "lb"}, headers=HTMX)
+    assert wrong.status_code == 400 and "Type lab exactly" in fragment_of(wrong)
+    deleted = client.post(f"/groups/{group.pk}/delete/", {"confirm_name": "lab"}, headers=HTMX)
+    assert deleted["HX-Redirect"] == "/groups/" and not type(group).objects.filter(pk=group.pk).exists()
+    assert "Resource group lab deleted." in client.get("/groups/").content.decode()  # the toast on the next page
+
+
+def test_with_htmx_a_platform_admin_adds_edits_and_deletes_models_in_the_models_card(client):
+    login(client, is_staff=True)
+    provider = provider_create(name="openai", kind=ProviderKind.OPENAI, base_url="https://api.openai.com/v1")
+
+    negative = client.post(
+        f"/providers/{provider.pk}/models/", {"name": "neg", "input_price_per_mtok": "-1"}, headers=HTMX
+    )
+    assert negative.status_code == 400 and "A price cannot be negative." in fragment_of(negative)
+    added = client.post(f"/providers/{provider.pk}/models/", {"name": "gpt-4o-mini"}, headers=HTMX)
+    body = fragment_of(added)
+    assert added.status_code == 200 and toast_of(added) == "Model gpt-4o-mini added (genai-prices library)."
+    assert json.loads(added["HX-Trigger-After-Settle"])["aigw:close-dialog"] == {"id": "add-model-dialog"}
+    assert 'id="provider-models" hx-swap-oob="true"' in body and 'data-model="gpt-4o-mini"' in body
+    model = Model.objects.get(name="gpt-4o-mini")
+
+    edit_url = f"/providers/{provider.pk}/models/{model.pk}/"
+    bad = client.post(edit_url, {"upstream_model": "gpt-4o-mini", "output_price_per_mtok": "-3"}, headers=HTMX)
+    assert bad.status_code == 400 and "Output: A price cannot be negative." in fragment_of(bad)
+    assert '<details class="model-edit" open>' in bad.content.decode()  # the row's form stays open
+    edited = client.post(edit_url, {"upstream_model": "gpt-4o-mini", "input_price_per_mtok": "0.2"}, headers=HTMX)
+    assert edited.status_code == 200 and toast_of(edited) == "Model gpt-4o-mini saved."
+    assert 'id="provider-models"' in fragment_of(edited)
+    model.refresh_from_db()
+    assert model.input_price_per_mtok == Decimal("0.2")
+
+    gateway, _, _ = gateway_create(resource_group=ResourceGroupFactory(), name="helpdesk", allowed_models=[model])
+    in_use = client.post(f"{edit_url}delete/", headers=HTMX)
+    assert in_use.status_code == 400 and gateway.name in fragment_of(in_use)
+    gateway.allowed_models.clear()
+    deleted = client.post(f"{edit_url}delete/", headers=HTMX)
+    assert deleted.status_code == 200 and toast_of(deleted) == "Model gpt-4o-mini deleted."
+    assert 'data-model="gpt-4o-mini"' not in fragment_of(deleted)
+
+
+def test_with_htmx_a_platform_admin_adds_edits_and_deletes_a_provider(client):
+    login(client, is_staff=True)
+
+    bad = client.post("/providers/", {"name": "x", "kind": "openai", "base_url": "not a url"}, headers=HTMX)
+    assert bad.status_code == 400 and "Enter a valid URL" in fragment_of(bad)
+    added = client.post(
+        "/providers/",
+        {"name": "vllm", "kind": "openai", "base_url": "http://10.0.0.5/v1", "credential": SECRET},
+        headers=HTMX,
+    )
+    provider = Provider.objects.get(name="vllm")
+    assert added["HX-Redirect"] == f"/providers/{provider.pk}/"
+
+    edit_url = f"/providers/{provider.pk}/edit/"
+    empty = client.post(edit_url, {"name": "", "base_url": "http://10.0.0.5/v1"}, headers=HTMX)
+    assert empty.status_code == 400 and "Enter a name for the provider." in fragment_of(empty)
+    moved = client.post(edit_url, {"name": "vllm-b", "base_url": "http://10.0.0.6/v1"}, headers=HTMX)
+    body = fragment_of(moved)
+    assert toast_of(moved) == "Provider vllm-b saved. Its base URL changed, so type its credential again."
+    assert 'id="provider-summary" hx-swap-oob="true"' in body and "http://10.0.0.6/v1" in body and SECRET not in body
+
+    assert client.post(f"/providers/{provider.pk}/models/", {"name": "llama"}, headers=HTMX).status_code == 200
+    kept = client.post(f"/providers/{provider.pk}/delete/", headers=HTMX)
+    assert (
+        kept.status_code == 400
+        and 'id="provider-summary"' in fragment_of(kept)
+        and 'role="alert"' in kept.content.decode()
+    )
+    Model.objects.filter(provider=provider).delete()
+    deleted = client.post(f"/providers/{provider.pk}/delete/", headers=HTMX)
+    assert deleted["HX-Redirect"] == "/providers/" and not Provider.objects.filter(pk=provider.pk).exists()
