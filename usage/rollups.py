@@ -308,83 +308,175 @@ def usage_series(
     before the retention watermark, where only rollups are left, partial hours at the ends of
     the range count whole.
 
+    Steps: check the arguments, plan which source each part of the range is read from
+    (`_plan_sources`), read the hourly rollups, the day rollups and the raw events in that order,
+    each merged into the points as it is read.
+
     Raises:
         ValueError: for an unknown bucket, group_by or filter name, or naive datetimes.
     """
+    dimensions, filters = _checked_arguments(since, until, bucket, group_by, filters)
+    if since >= until:
+        return []
+    reader = _SeriesReader(
+        since=since,
+        trunc={"hour": TruncHour, "day": TruncDay}.get(bucket),
+        split=[GROUP_BY[name] for name in dimensions],
+        filters=filters,
+        user=user,
+    )
+    plan = _plan_sources(since, until, bucket)
+    if plan.whole_hours is not None:
+        _read_hour_rollups(reader, plan.whole_hours, plan.not_from_hours)
+        if plan.clean_days:
+            _read_day_rollups(reader, plan.clean_days)
+    if plan.raw:
+        _read_raw_events(reader, plan.raw)
+    return sorted(reader.points.values(), key=lambda point: (point.start, str(point.key)))
+
+
+# `usage_series`' steps ----------------------------------------------------------------------
+
+_Span = tuple[datetime, datetime]  # a [start, end) range of aware UTC datetimes
+
+
+def _checked_arguments(
+    since: datetime, until: datetime, bucket: str, group_by: str | tuple[str, ...] | None, filters: dict | None
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """`usage_series`' arguments checked: the `group_by` names as a tuple, and the filters
+    (`{}` for None). Raises ValueError as `usage_series` documents."""
     if bucket not in BUCKETS:
         raise ValueError(f"unknown bucket {bucket!r}")
-    dimensions = (group_by,) if isinstance(group_by, str) else tuple(group_by or ())
-    if any(name not in GROUP_BY for name in dimensions):
-        raise ValueError(f"unknown group_by {group_by!r}")
+    dimensions = _dimensions(group_by)
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be aware datetimes")
     filters = filters or {}
     if unknown := set(filters) - set(FILTERS):
         raise ValueError(f"unknown filters {sorted(unknown)}")
-    points: dict[tuple[datetime, Any], UsagePoint] = {}
-    if since >= until:
-        return []
-    trunc = {"hour": TruncHour, "day": TruncDay}.get(bucket)
-    split = [GROUP_BY[name] for name in dimensions]
+    return dimensions, filters
 
-    first_full = hour_floor(since) if hour_floor(since) == since else hour_floor(since) + HOUR
-    last_full_end = hour_floor(until)
-    purged_before = _purged_before()
-    if purged_before is not None:
-        # Raw events before the watermark are gone: read those hours whole, from the rollups.
-        if since < purged_before:
-            first_full = hour_floor(since)
-        if until <= purged_before and last_full_end < until:
-            last_full_end += HOUR
+
+def _dimensions(group_by: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The names of `group_by` as a tuple (empty: not split); ValueError for an unknown one."""
+    dimensions = (group_by,) if isinstance(group_by, str) else tuple(group_by or ())
+    if any(name not in GROUP_BY for name in dimensions):
+        raise ValueError(f"unknown group_by {group_by!r}")
+    return dimensions
+
+
+@dataclass(slots=True)
+class _SourcePlan:
+    """Where `usage_series` reads each part of [since, until) from (all [start, end) in UTC)."""
+
+    whole_hours: _Span | None = None  # the whole hours read from rollups; None: there are none
+    not_from_hours: list[_Span] = field(default_factory=list)  # inside whole_hours, read elsewhere
+    clean_days: list[_Span] = field(default_factory=list)  # whole clean days, from the day rollups
+    raw: list[_Span] = field(default_factory=list)  # from the raw events
+
+
+def _plan_sources(since: datetime, until: datetime, bucket: str) -> _SourcePlan:
+    """Plan the ranges: whole clean days (for the day and range buckets) from the day rollups,
+    the other whole clean hours from the hourly rollups, and the raw events for the gaps (dirty
+    hours, and partial hours at either end). Two queries: the watermark and the dirty hours."""
+    first_full, last_full_end = _whole_hours(since, until)
     dirty = list(
         UsageRollupDirtyHour.objects.filter(hour__gte=first_full, hour__lt=last_full_end)
         .order_by("hour")
         .values_list("hour", flat=True)
     )
-    raw_ranges: list[tuple[datetime, datetime]] = []
     if first_full >= last_full_end:  # no whole hour inside: all raw
-        raw_ranges.append((since, until))
-    else:
-        if since < first_full:
-            raw_ranges.append((since, first_full))
-        raw_ranges.extend(_ranges(dirty))
-        if last_full_end < until:
-            raw_ranges.append((last_full_end, until))
+        return _SourcePlan(raw=[(since, until)])
+    dirty_ranges = _ranges(dirty)
+    clean_days = _clean_days(first_full, last_full_end, dirty) if bucket != "hour" else []
+    raw = [(since, first_full)] if since < first_full else []
+    raw.extend(dirty_ranges)
+    if last_full_end < until:
+        raw.append((last_full_end, until))
+    return _SourcePlan(
+        whole_hours=(first_full, last_full_end),
+        not_from_hours=[*dirty_ranges, *clean_days],
+        clean_days=clean_days,
+        raw=raw,
+    )
 
-        # Whole clean days (for day and range buckets) come from the day rollups, the other
-        # whole clean hours from the hourly ones.
-        day_ranges: list[tuple[datetime, datetime]] = []
-        if bucket != "hour":
-            dirty_days = {day_floor(hour) for hour in dirty}
-            day = day_floor(first_full) if day_floor(first_full) == first_full else day_floor(first_full) + DAY
-            while day + DAY <= last_full_end:
-                if day not in dirty_days:
-                    if day_ranges and day_ranges[-1][1] == day:
-                        day_ranges[-1] = (day_ranges[-1][0], day + DAY)
-                    else:
-                        day_ranges.append((day, day + DAY))
-                day += DAY
-        hour_rows = _scoped(_readable(UsageRollup, user), filters).filter(hour__gte=first_full, hour__lt=last_full_end)
-        for start, end in [*_ranges(dirty), *day_ranges]:
-            hour_rows = hour_rows.exclude(hour__gte=start, hour__lt=end)
-        grouped = _bucketed(hour_rows, trunc, "hour", split).annotate(**_rollup_sums()).order_by()
-        _merge(points, grouped, split, since)
-        if day_ranges:
-            in_days = Q()
-            for start, end in day_ranges:
-                in_days |= Q(day__gte=start, day__lt=end)
-            day_rows = _scoped(_readable(UsageRollupDay, user), filters).filter(in_days)
-            grouped = _bucketed(day_rows, trunc, "day", split).annotate(**_rollup_sums()).order_by()
-            _merge(points, grouped, split, since)
 
-    if raw_ranges:
-        in_ranges = Q()
-        for start, end in raw_ranges:
-            in_ranges |= Q(created_at__gte=start, created_at__lt=end)
-        raw = _scoped(_readable(UsageEvent, user), filters).filter(in_ranges)
-        grouped = _bucketed(raw, trunc, "created_at", split).annotate(**_event_sums()).order_by()
-        _merge(points, grouped, split, since)
-    return sorted(points.values(), key=lambda point: (point.start, str(point.key)))
+def _whole_hours(since: datetime, until: datetime) -> _Span:
+    """The whole UTC hours inside [since, until), as [first_full, last_full_end) (empty when
+    first_full >= last_full_end); before the retention watermark, where raw events are gone,
+    widened to the partial hours at the ends, which are then read whole from the rollups."""
+    first_full = hour_floor(since) if hour_floor(since) == since else hour_floor(since) + HOUR
+    last_full_end = hour_floor(until)
+    purged_before = _purged_before()
+    if purged_before is not None:
+        if since < purged_before:
+            first_full = hour_floor(since)
+        if until <= purged_before and last_full_end < until:
+            last_full_end += HOUR
+    return first_full, last_full_end
+
+
+def _clean_days(first_full: datetime, last_full_end: datetime, dirty: list[datetime]) -> list[_Span]:
+    """The whole UTC days inside [first_full, last_full_end) with no dirty hour, as merged runs."""
+    dirty_days = {day_floor(hour) for hour in dirty}
+    day_ranges: list[_Span] = []
+    day = day_floor(first_full) if day_floor(first_full) == first_full else day_floor(first_full) + DAY
+    while day + DAY <= last_full_end:
+        if day not in dirty_days:
+            if day_ranges and day_ranges[-1][1] == day:
+                day_ranges[-1] = (day_ranges[-1][0], day + DAY)
+            else:
+                day_ranges.append((day, day + DAY))
+        day += DAY
+    return day_ranges
+
+
+@dataclass(slots=True)
+class _SeriesReader:
+    """One `usage_series` call's reading: what every source is narrowed and grouped by, and the
+    points (by bucket start and key) that each source's sums are merged into."""
+
+    since: datetime
+    trunc: Any  # TruncHour, TruncDay, or None for the "range" bucket
+    split: list[str]  # the columns the points are split by
+    filters: dict[str, Any]
+    user: Any
+    points: dict[tuple[datetime, Any], UsagePoint] = field(default_factory=dict)
+
+    def rows(self, model: type[Model]) -> QuerySet:
+        """The rows of `model` that the user may read, narrowed by the filters."""
+        return _scoped(_readable(model, self.user), self.filters)
+
+    def merge(self, rows: QuerySet, column: str, sums: dict[str, Any]) -> None:
+        """Group `rows` by bucket (of their time `column`) and split, sum them, merge into the points."""
+        grouped = _bucketed(rows, self.trunc, column, self.split).annotate(**sums).order_by()
+        _merge(self.points, grouped, self.split, self.since)
+
+
+def _read_hour_rollups(reader: _SeriesReader, whole_hours: _Span, not_from_hours: list[_Span]) -> None:
+    """Read the hourly rollups of `whole_hours` but `not_from_hours` (dirty hours, clean days)."""
+    start, end = whole_hours
+    hour_rows = reader.rows(UsageRollup).filter(hour__gte=start, hour__lt=end)
+    for skip_start, skip_end in not_from_hours:
+        hour_rows = hour_rows.exclude(hour__gte=skip_start, hour__lt=skip_end)
+    reader.merge(hour_rows, "hour", _rollup_sums())
+
+
+def _read_day_rollups(reader: _SeriesReader, clean_days: list[_Span]) -> None:
+    """Read the day rollups of `clean_days`."""
+    reader.merge(reader.rows(UsageRollupDay).filter(_in_spans("day", clean_days)), "day", _rollup_sums())
+
+
+def _read_raw_events(reader: _SeriesReader, spans: list[_Span]) -> None:
+    """Read the raw usage events of `spans`."""
+    reader.merge(reader.rows(UsageEvent).filter(_in_spans("created_at", spans)), "created_at", _event_sums())
+
+
+def _in_spans(column: str, spans: list[_Span]) -> Q:
+    """`column` inside any of `spans`."""
+    condition = Q()
+    for start, end in spans:
+        condition |= Q(**{f"{column}__gte": start, f"{column}__lt": end})
+    return condition
 
 
 def _bucketed(queryset: QuerySet, trunc, column: str, split: list[str]) -> QuerySet:
