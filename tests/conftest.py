@@ -1,4 +1,5 @@
-"""Shared fixtures: services check, factories, the fake upstream and the live aigw server."""
+"""Shared fixtures: services check, the resource group most tests work in, the fake upstream and
+the live aigw server. Helpers for the people a test acts as are in tests/support/people.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 import pytest
 from django.conf import settings
 
+from tests.factories import ResourceGroupFactory
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live_server import LiveServer, database_url
 
@@ -42,6 +44,19 @@ def _fast_password_hashing(request, settings):
     tests that sign in to the live server, whose process keeps the real hashers."""
     if not {"live", "cluster", "page"} & set(request.fixturenames):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def group_name() -> str | None:
+    """The name of the `group` fixture's resource group; None lets the factory number it. A test
+    module whose assertions name the group overrides this fixture with the name it expects."""
+    return None
+
+
+@pytest.fixture
+def group(group_name):
+    """The resource group the test's gateways, keys and members belong to."""
+    return ResourceGroupFactory() if group_name is None else ResourceGroupFactory(name=group_name)
 
 
 @pytest.fixture(scope="session")

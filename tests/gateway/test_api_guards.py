@@ -7,39 +7,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from rest_framework.test import APIClient
 
 from core.models import AuditEvent, IdempotencyRecord
 from gateway.models import Gateway, Role
 from keys.models import ApiKey
-from keys.services import api_token_create
-from tests.factories import MembershipFactory, ResourceGroupFactory
+from tests.support.people import api_client_with_token, member_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory(name="Platform")
-
-
-@pytest.fixture
 def admin_user(group):
-    return MembershipFactory(resource_group=group, role=Role.ADMIN).user
-
-
-def token_client(user) -> APIClient:
-    _, secret = api_token_create(user=user, name="ci")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+    return member_of(group, Role.ADMIN)
 
 
 # Idempotency-Key ------------------------------------------------------------------------------
 
 
 def test_a_retried_create_with_the_same_idempotency_key_answers_the_first_result(group, admin_user):
-    client = token_client(admin_user)
+    client = api_client_with_token(admin_user)
     body = {"name": "support-bot", "resource_group": group.pk}
     headers = {"Idempotency-Key": "4f1c0c1e-create-1"}
 
@@ -57,7 +43,7 @@ def test_a_retried_create_with_the_same_idempotency_key_answers_the_first_result
 
 
 def test_the_same_idempotency_key_with_another_body_is_a_422(group, admin_user):
-    client = token_client(admin_user)
+    client = api_client_with_token(admin_user)
     headers = {"Idempotency-Key": "k-1"}
     client.post("/api/v1/gateways", {"name": "a", "resource_group": group.pk}, format="json", headers=headers)
     other = client.post("/api/v1/gateways", {"name": "b", "resource_group": group.pk}, format="json", headers=headers)
@@ -66,7 +52,7 @@ def test_the_same_idempotency_key_with_another_body_is_a_422(group, admin_user):
 
 
 def test_a_retry_while_the_first_request_runs_is_a_409(group, admin_user):
-    client = token_client(admin_user)
+    client = api_client_with_token(admin_user)
     body = {"name": "a", "resource_group": group.pk}
     first = client.post("/api/v1/gateways", body, format="json", headers={"Idempotency-Key": "k-2"})
     IdempotencyRecord.objects.filter(key="k-2").update(status_code=None, response_body="")  # as if still running
@@ -75,7 +61,7 @@ def test_a_retry_while_the_first_request_runs_is_a_409(group, admin_user):
 
 
 def test_a_failed_create_is_not_remembered_so_a_corrected_retry_runs(group, admin_user):
-    client = token_client(admin_user)
+    client = api_client_with_token(admin_user)
     headers = {"Idempotency-Key": "k-3"}
     bad = client.post("/api/v1/gateways", {"name": "", "resource_group": group.pk}, format="json", headers=headers)
     assert bad.status_code == 400
@@ -83,18 +69,18 @@ def test_a_failed_create_is_not_remembered_so_a_corrected_retry_runs(group, admi
 
 
 def test_idempotency_keys_belong_to_their_user_and_expire_after_a_day(group, admin_user):
-    other_admin = MembershipFactory(resource_group=group, role=Role.ADMIN).user
+    other_admin = member_of(group, Role.ADMIN)
     headers = {"Idempotency-Key": "shared"}
     start = datetime(2026, 11, 1, tzinfo=UTC)
     with time_machine.travel(start):
-        token_client(admin_user).post(
+        api_client_with_token(admin_user).post(
             "/api/v1/gateways", {"name": "one", "resource_group": group.pk}, format="json", headers=headers
         )
-        theirs = token_client(other_admin).post(
+        theirs = api_client_with_token(other_admin).post(
             "/api/v1/gateways", {"name": "two", "resource_group": group.pk}, format="json", headers=headers
         )
     with time_machine.travel(start + timedelta(hours=25)):
-        again = token_client(admin_user).post(
+        again = api_client_with_token(admin_user).post(
             "/api/v1/gateways", {"name": "three", "resource_group": group.pk}, format="json", headers=headers
         )
     assert theirs.status_code == 201 and again.status_code == 201
@@ -102,7 +88,7 @@ def test_idempotency_keys_belong_to_their_user_and_expire_after_a_day(group, adm
 
 
 def test_an_overlong_idempotency_key_is_a_400(group, admin_user):
-    response = token_client(admin_user).post(
+    response = api_client_with_token(admin_user).post(
         "/api/v1/gateways",
         {"name": "a", "resource_group": group.pk},
         format="json",
@@ -114,7 +100,7 @@ def test_an_overlong_idempotency_key_is_a_400(group, admin_user):
 
 def test_a_management_api_body_over_the_limit_is_a_413_and_creates_nothing(group, admin_user, settings):
     settings.AIGW_API_MAX_BODY_BYTES = 1000
-    client = token_client(admin_user)
+    client = api_client_with_token(admin_user)
     body = {"name": "big", "resource_group": group.pk, "padding": "x" * 1000}
     response = client.post("/api/v1/gateways", body, format="json")
     assert response.status_code == 413

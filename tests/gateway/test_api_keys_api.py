@@ -17,26 +17,12 @@ from keys.services import api_key_create, api_key_revoke
 from quotas.models import RefreshPeriod
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
 KEYS = "/api/v1/api-keys"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def client_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def member_user(group, role: str):
-    return MembershipFactory(resource_group=group, role=role).user
-
-
-@pytest.fixture
-def group():
-    return ResourceGroupFactory()
 
 
 @pytest.fixture
@@ -47,7 +33,7 @@ def gateway(group):
 
 @pytest.fixture
 def admin(group) -> APIClient:
-    return client_as(member_user(group, Role.ADMIN))
+    return api_client_as(member_of(group, Role.ADMIN))
 
 
 # Listing ------------------------------------------------------------------------------------
@@ -182,21 +168,21 @@ def test_editing_a_key_with_an_invalid_field_is_a_400_naming_it(gateway, admin, 
 )
 def test_the_role_matrix_for_reading_and_editing_a_key(group, gateway, role, reads, edits_any_key):
     key = gateway.api_keys.get()
-    client = client_as(member_user(group, role))
+    client = api_client_as(member_of(group, role))
     assert client.get(f"{KEYS}/{key.pk}").status_code == reads
     assert client.patch(f"{KEYS}/{key.pk}", {"name": "renamed"}, format="json").status_code == edits_any_key
 
 
 def test_a_developer_edits_the_keys_they_created(group, gateway):
-    developer = member_user(group, Role.DEVELOPER)
+    developer = member_of(group, Role.DEVELOPER)
     own, _ = api_key_create(gateway=gateway, name="mine", created_by=developer)
-    response = client_as(developer).patch(f"{KEYS}/{own.pk}", {"name": "still mine"}, format="json")
+    response = api_client_as(developer).patch(f"{KEYS}/{own.pk}", {"name": "still mine"}, format="json")
     assert response.status_code == 200
 
 
 def test_a_non_member_gets_404_for_a_key_and_sees_none_in_the_list(gateway):
     key = gateway.api_keys.get()
-    stranger = client_as(MembershipFactory(role=Role.OWNER).user)
+    stranger = api_client_as(MembershipFactory(role=Role.OWNER).user)
     assert stranger.get(f"{KEYS}/{key.pk}").status_code == 404
     assert stranger.patch(f"{KEYS}/{key.pk}", {"name": "mine now"}, format="json").status_code == 404
     assert stranger.get(KEYS).json()["count"] == 0
@@ -240,10 +226,10 @@ def test_a_duplicate_takes_the_typed_name_and_refuses_a_taken_one(group, gateway
     [(Role.OWNER, 201), (Role.ADMIN, 201), (Role.DEVELOPER, 403), (Role.AUDITOR, 403), (Role.VIEWER, 403)],
 )
 def test_only_owners_and_admins_duplicate(group, gateway, role, expected):
-    client = client_as(member_user(group, role))
+    client = api_client_as(member_of(group, role))
     assert client.post(f"/api/v1/gateways/{gateway.pk}/duplicate", {}, format="json").status_code == expected
 
 
 def test_a_non_member_gets_404_when_duplicating(gateway):
-    stranger = client_as(UserFactory())
+    stranger = api_client_as(UserFactory())
     assert stranger.post(f"/api/v1/gateways/{gateway.pk}/duplicate", {}, format="json").status_code == 404

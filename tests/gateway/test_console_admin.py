@@ -11,28 +11,22 @@ import pytest
 
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
 from gateway.services import model_create, provider_create
-from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
+from tests.factories import ResourceGroupFactory, UserFactory
+from tests.support.people import console_login, member_of
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "sk-console-admin-secret-987"
 
 
-def login(client, group=None, role=None, **user_fields):
-    user = UserFactory(**user_fields)
-    if group is not None:
-        MembershipFactory(user=user, resource_group=group, role=role)
-    client.force_login(user)
-    return user
-
-
 @pytest.fixture
-def group():
-    return ResourceGroupFactory(name="platform")
+def group_name():
+    """The `group` fixture's name, which this module's assertions spell out."""
+    return "platform"
 
 
 def test_inviting_an_unknown_user_is_a_form_error_and_nobody_is_added(client, group):
-    login(client, group, Role.OWNER)
+    console_login(client, group, Role.OWNER)
 
     response = client.post(f"/groups/{group.pk}/members/", {"user": "nobody@example.com", "role": Role.VIEWER})
 
@@ -42,7 +36,7 @@ def test_inviting_an_unknown_user_is_a_form_error_and_nobody_is_added(client, gr
 
 
 def test_an_owner_invites_a_user_by_username(client, group):
-    login(client, group, Role.OWNER)
+    console_login(client, group, Role.OWNER)
     colleague = UserFactory(username="ada")
 
     response = client.post(f"/groups/{group.pk}/members/", {"user": "ada", "role": Role.DEVELOPER})
@@ -53,7 +47,7 @@ def test_an_owner_invites_a_user_by_username(client, group):
 
 
 def test_the_last_owner_cannot_remove_themselves(client, group):
-    owner = login(client, group, Role.OWNER)
+    owner = console_login(client, group, Role.OWNER)
 
     response = client.post(f"/groups/{group.pk}/members/{owner.pk}/remove/")
 
@@ -63,7 +57,7 @@ def test_the_last_owner_cannot_remove_themselves(client, group):
 
 
 def test_a_group_is_deleted_only_when_its_exact_name_is_typed(client, group):
-    login(client, group, Role.OWNER)
+    console_login(client, group, Role.OWNER)
 
     wrong = client.post(f"/groups/{group.pk}/delete/", {"confirm_name": "platfor"})
     assert wrong.status_code == 400 and "Type platform exactly" in wrong.content.decode()
@@ -75,8 +69,8 @@ def test_a_group_is_deleted_only_when_its_exact_name_is_typed(client, group):
 
 
 def test_another_groups_change_urls_are_404_for_a_non_member(client, group):
-    login(client, ResourceGroupFactory(name="mine"), Role.OWNER)
-    stranger = MembershipFactory(resource_group=group, role=Role.OWNER).user
+    console_login(client, ResourceGroupFactory(name="mine"), Role.OWNER)
+    stranger = member_of(group, Role.OWNER)
 
     for url, data in (
         (f"/groups/{group.pk}/", None),
@@ -94,8 +88,8 @@ def test_another_groups_change_urls_are_404_for_a_non_member(client, group):
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.DEVELOPER, Role.AUDITOR, Role.VIEWER])
 def test_members_who_are_not_owners_get_403_on_member_changes(client, group, role):
-    login(client, group, role)
-    owner = MembershipFactory(resource_group=group, role=Role.OWNER).user
+    console_login(client, group, role)
+    owner = member_of(group, Role.OWNER)
 
     role_change = client.post(f"/groups/{group.pk}/members/{owner.pk}/role/", {"role": Role.VIEWER})
     removal = client.post(f"/groups/{group.pk}/members/{owner.pk}/remove/")
@@ -107,7 +101,7 @@ def test_members_who_are_not_owners_get_403_on_member_changes(client, group, rol
 
 
 def test_a_provider_that_models_route_to_is_kept_with_a_clear_message(client, group):
-    login(client, is_staff=True)
+    console_login(client, is_staff=True)
     provider = provider_create(name="openai", kind=ProviderKind.OPENAI, base_url="https://api.openai.com/v1")
     model_create(name="gpt-4o-mini", provider=provider)
 
@@ -119,7 +113,7 @@ def test_a_provider_that_models_route_to_is_kept_with_a_clear_message(client, gr
 
 
 def test_a_provider_without_models_is_deleted(client, group):
-    login(client, is_staff=True)
+    console_login(client, is_staff=True)
     provider = provider_create(name="spare", kind=ProviderKind.OPENAI, base_url="https://spare.example/v1")
 
     response = client.post(f"/providers/{provider.pk}/delete/")
@@ -129,7 +123,7 @@ def test_a_provider_without_models_is_deleted(client, group):
 
 
 def test_the_credential_reaches_no_page_not_even_an_attribute(client, group):
-    login(client, is_staff=True)
+    console_login(client, is_staff=True)
     provider = provider_create(
         name="openai-prod", kind=ProviderKind.OPENAI, base_url="https://api.openai.com/v1", credential=SECRET
     )
@@ -147,7 +141,7 @@ def test_the_credential_reaches_no_page_not_even_an_attribute(client, group):
 
 
 def test_the_mock_provider_always_connects(client, group):
-    login(client, is_staff=True)
+    console_login(client, is_staff=True)
     provider = provider_create(name="mock-test", kind=ProviderKind.MOCK)
 
     htmx = client.post(f"/providers/{provider.pk}/test/", headers={"HX-Request": "true"})
@@ -158,7 +152,7 @@ def test_the_mock_provider_always_connects(client, group):
 
 
 def test_editing_a_model_changes_its_prices_and_deleting_removes_it(client, group):
-    login(client, is_staff=True)
+    console_login(client, is_staff=True)
     provider = provider_create(name="vllm", kind=ProviderKind.OPENAI, base_url="http://10.0.0.5/v1")
     model = model_create(name="llama-3-8b", provider=provider)
 

@@ -15,7 +15,6 @@ from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from gateway.models import Gateway, GatewayStatus, Role
 from gateway.services import gateway_create
@@ -25,6 +24,7 @@ from keys.tokens import hash_secret
 from quotas.models import LimitMode, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.services import spend_budget_create, token_quota_set
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +40,9 @@ def frozen_clock():
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory(name="Platform")
+def group_name():
+    """The `group` fixture's name, which this module's assertions spell out."""
+    return "Platform"
 
 
 @pytest.fixture
@@ -58,10 +59,6 @@ def gateway(gateway_and_key):
 @pytest.fixture
 def api_key(gateway_and_key):
     return gateway_and_key[1]
-
-
-def member(group, role):
-    return MembershipFactory(resource_group=group, role=role).user
 
 
 def detail(client, gateway, tab="basic") -> str:
@@ -94,7 +91,7 @@ GATEWAY_ACTIONS = ["Manage token quota", "Manage expiration", "Duplicate", "Disa
 
 @pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN])
 def test_owners_and_admins_see_the_gateway_actions(client, group, gateway, role):
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     page = detail(client, gateway)
 
@@ -105,7 +102,7 @@ def test_owners_and_admins_see_the_gateway_actions(client, group, gateway, role)
 
 @pytest.mark.parametrize("role", [Role.DEVELOPER, Role.AUDITOR, Role.VIEWER])
 def test_other_members_see_no_gateway_actions_and_get_a_403(client, group, gateway, api_key, role):
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     page = detail(client, gateway)
 
@@ -129,7 +126,7 @@ def test_other_members_see_no_gateway_actions_and_get_a_403(client, group, gatew
 
 
 def test_the_actions_of_a_gateway_of_another_group_are_a_404(client, gateway, api_key):
-    client.force_login(member(ResourceGroupFactory(), Role.OWNER))
+    client.force_login(member_of(ResourceGroupFactory(), Role.OWNER))
 
     for name in ("gateway-manage-token-quota", "gateway-expiration", "gateway-duplicate", "gateway-delete"):
         assert client.get(url(name, gateway.pk)).status_code == 404
@@ -148,7 +145,7 @@ def test_the_actions_of_a_gateway_of_another_group_are_a_404(client, gateway, ap
 
 
 def test_an_admin_sets_the_token_quota_in_its_dialog(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     dialog = client.get(url("gateway-manage-token-quota", gateway.pk), headers=HTMX).content.decode()
     assert "<html" not in dialog and 'name="limit_tokens"' in dialog
     assert 'id="id_dq_unlimited" data-disables="dq-fields" checked' in dialog
@@ -172,7 +169,7 @@ def test_an_admin_sets_the_token_quota_in_its_dialog(client, group, gateway):
 
 def test_the_token_quota_dialog_refuses_a_missing_quota_and_ticking_unlimited_removes_it(client, group, gateway):
     token_quota_set(gateway=gateway, limit_tokens=1_000)
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     invalid = client.post(url("gateway-manage-token-quota", gateway.pk), {"limit_tokens": "0"}, headers=HTMX)
 
@@ -188,7 +185,7 @@ def test_the_token_quota_dialog_refuses_a_missing_quota_and_ticking_unlimited_re
 
 
 def test_the_token_quota_dialog_is_a_plain_page_without_javascript(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     page = client.get(url("gateway-manage-token-quota", gateway.pk)).content.decode()
 
@@ -201,7 +198,7 @@ def test_the_token_quota_dialog_is_a_plain_page_without_javascript(client, group
 
 
 def test_an_admin_sets_the_expiration_of_the_only_key(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     dialog = client.get(url("gateway-expiration", gateway.pk), headers=HTMX).content.decode()
     assert f'<input type="hidden" name="api_key" value="{api_key.pk}">' in dialog
     for label in ("7 days", "30 days", "60 days", "90 days", "Long-lived", "Custom"):
@@ -221,7 +218,7 @@ def test_the_expiration_dialog_picks_one_key_of_several_and_takes_a_custom_utc_t
     other, _ = api_key_create(gateway=gateway, name="batch", expires_at=NOW + timedelta(days=2))
     revoked, _ = api_key_create(gateway=gateway, name="old")
     api_key_revoke(api_key=revoked)
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     dialog = client.get(url("gateway-expiration", gateway.pk) + f"?key={other.pk}", headers=HTMX).content.decode()
 
@@ -251,7 +248,7 @@ def test_the_expiration_dialog_picks_one_key_of_several_and_takes_a_custom_utc_t
     ],
 )
 def test_the_expiration_dialog_names_what_is_wrong(client, group, gateway, api_key, data, message):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("gateway-expiration", gateway.pk), {"api_key": api_key.pk, **data}, headers=HTMX)
 
@@ -262,7 +259,7 @@ def test_the_expiration_dialog_names_what_is_wrong(client, group, gateway, api_k
 
 def test_the_expiration_dialog_refuses_a_key_of_another_gateway(client, group, gateway, api_key):
     _, foreign, _ = gateway_create(resource_group=ResourceGroupFactory(), name="elsewhere")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("gateway-expiration", gateway.pk), {"api_key": foreign.pk, "expires_in": "7d"})
 
@@ -276,7 +273,7 @@ def test_the_expiration_dialog_refuses_a_key_of_another_gateway(client, group, g
 
 def test_an_admin_duplicates_a_gateway_and_sees_the_new_key_once(client, group, gateway):
     token_quota_set(gateway=gateway, limit_tokens=9_000)
-    admin = member(group, Role.ADMIN)
+    admin = member_of(group, Role.ADMIN)
     client.force_login(admin)
     dialog = client.get(url("gateway-duplicate", gateway.pk), headers=HTMX).content.decode()
     assert 'value="support-bot (copy)"' in dialog
@@ -306,7 +303,7 @@ def test_an_admin_duplicates_a_gateway_and_sees_the_new_key_once(client, group, 
     ],
 )
 def test_the_duplicate_dialog_refuses_a_taken_or_blank_name(client, group, gateway, name, message):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(url("gateway-duplicate", gateway.pk), {"name": name}, headers=HTMX)
 
@@ -319,7 +316,7 @@ def test_the_duplicate_dialog_refuses_a_taken_or_blank_name(client, group, gatew
 
 
 def test_an_admin_disables_and_enables_a_gateway(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("gateway-status", gateway.pk), {"status": "disabled"}, headers=HTMX)
 
@@ -338,7 +335,7 @@ def test_an_admin_disables_and_enables_a_gateway(client, group, gateway):
 
 
 def test_a_gateway_status_other_than_enabled_or_disabled_is_refused(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("gateway-status", gateway.pk), {"status": "provisioning"})
 
@@ -351,7 +348,7 @@ def test_a_gateway_status_other_than_enabled_or_disabled_is_refused(client, grou
 
 
 def test_a_wrong_name_does_not_delete_the_gateway(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     dialog = client.get(url("gateway-delete", gateway.pk), headers=HTMX).content.decode()
     assert 'Type <strong class="confirm-name">support-bot</strong> to confirm' in dialog
 
@@ -364,7 +361,7 @@ def test_a_wrong_name_does_not_delete_the_gateway(client, group, gateway):
 
 
 def test_an_admin_deletes_a_gateway_by_typing_its_name(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("gateway-delete", gateway.pk), {"confirm_name": "support-bot"}, headers=HTMX)
 
@@ -377,7 +374,7 @@ def test_an_admin_deletes_a_gateway_by_typing_its_name(client, group, gateway, a
 
 
 def test_deleting_without_javascript_redirects_to_the_gateway_list(client, group, gateway):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(url("gateway-delete", gateway.pk), {"confirm_name": "support-bot"}, follow=True)
 
@@ -389,7 +386,7 @@ def test_deleting_without_javascript_redirects_to_the_gateway_list(client, group
 
 
 def test_an_admin_creates_a_key_with_a_budget_and_sees_it_once(client, group, gateway):
-    admin = member(group, Role.ADMIN)
+    admin = member_of(group, Role.ADMIN)
     client.force_login(admin)
     assert ">Create API key</a>" in detail(client, gateway, "keys")
     dialog = client.get(url("api-key-create", gateway.pk), headers=HTMX).content.decode()
@@ -420,7 +417,7 @@ def test_an_admin_creates_a_key_with_a_budget_and_sees_it_once(client, group, ga
     ],
 )
 def test_the_create_key_dialog_names_what_is_wrong_and_creates_nothing(client, group, gateway, data, message):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(
         url("api-key-create", gateway.pk), {"name": "ci", "expires_in": "never", **data}, headers=HTMX
@@ -432,7 +429,7 @@ def test_the_create_key_dialog_names_what_is_wrong_and_creates_nothing(client, g
 
 
 def test_creating_a_key_without_javascript_shows_its_page_with_the_secret(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     next_url = reverse("api-key-list")
 
     response = client.post(url("api-key-create", gateway.pk), {"name": "cli", "expires_in": "90d", "next": next_url})
@@ -445,7 +442,7 @@ def test_creating_a_key_without_javascript_shows_its_page_with_the_secret(client
 
 
 def test_an_admin_renames_a_key_and_changes_its_expiry(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     dialog = client.get(url("api-key-edit", api_key.pk), headers=HTMX).content.decode()
     assert 'value="support-bot key"' in dialog and '<option value="keep" selected>' in dialog
 
@@ -461,7 +458,7 @@ def test_an_admin_renames_a_key_and_changes_its_expiry(client, group, gateway, a
 
 
 def test_the_edit_dialog_refuses_a_blank_name(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("api-key-edit", api_key.pk), {"name": " ", "expires_in": "keep"}, headers=HTMX)
 
@@ -472,7 +469,7 @@ def test_the_edit_dialog_refuses_a_blank_name(client, group, gateway, api_key):
 
 def test_rotating_gives_a_new_secret_once_and_the_old_one_stops_matching(client, group, gateway, api_key):
     old_hash = api_key.hashed_secret
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     confirm = client.get(url("api-key-rotate", api_key.pk), headers=HTMX).content.decode()
     assert "The current secret stops working at once" in confirm and not SECRET.search(confirm)
 
@@ -488,7 +485,7 @@ def test_rotating_gives_a_new_secret_once_and_the_old_one_stops_matching(client,
 
 def test_a_revoked_key_cannot_be_rotated(client, group, gateway, api_key):
     api_key_revoke(api_key=api_key)
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("api-key-rotate", api_key.pk), headers=HTMX)
 
@@ -497,7 +494,7 @@ def test_a_revoked_key_cannot_be_rotated(client, group, gateway, api_key):
 
 
 def test_revoking_a_key_and_revoking_it_again(client, group, gateway, api_key):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(url("api-key-revoke", api_key.pk), headers=HTMX)
 
@@ -514,7 +511,7 @@ def test_revoking_a_key_and_revoking_it_again(client, group, gateway, api_key):
 
 
 def test_a_key_action_without_javascript_goes_back_to_next(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(url("api-key-revoke", api_key.pk), {"next": "/api-keys/?status=active"})
     evil = client.post(
@@ -529,7 +526,7 @@ def test_a_key_action_without_javascript_goes_back_to_next(client, group, gatewa
 
 
 def test_a_developer_creates_keys_and_changes_only_their_own(client, group, gateway, api_key):
-    developer = member(group, Role.DEVELOPER)
+    developer = member_of(group, Role.DEVELOPER)
     client.force_login(developer)
     form = client.get(url("api-key-create", gateway.pk), headers=HTMX).content.decode()
     assert 'name="limit_usd"' not in form  # budgets are limits: owners and admins only
@@ -554,7 +551,7 @@ def test_a_developer_creates_keys_and_changes_only_their_own(client, group, gate
 
 @pytest.mark.parametrize("role", [Role.AUDITOR, Role.VIEWER])
 def test_auditors_and_viewers_see_no_key_buttons_and_get_a_403(client, group, gateway, api_key, role):
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     for page in (detail(client, gateway, "keys"), client.get(reverse("api-key-list")).content.decode()):
         assert api_key.prefix in page
@@ -578,7 +575,7 @@ def test_the_api_keys_page_lists_the_keys_of_visible_gateways_with_their_budget(
     UsageEventFactory(api_key=staging_key, created_at=NOW, cost_usd=Decimal("0.52"))
     UsageEventFactory(api_key=staging_key, created_at=NOW - timedelta(days=30), cost_usd=Decimal("9"))
     gateway_create(resource_group=ResourceGroupFactory(), name="elsewhere", key_name="not mine")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     page = client.get(reverse("api-key-list")).content.decode()
 
@@ -594,7 +591,7 @@ def test_the_api_keys_page_filters_by_gateway_status_and_name(client, group, gat
     expired, _ = api_key_create(gateway=gateway, name="nightly", expires_at=NOW - timedelta(hours=1))
     revoked, _ = api_key_create(gateway=staging, name="old ci")
     api_key_revoke(api_key=revoked)
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     keys_page = reverse("api-key-list")
 
     def names(query: str, **headers) -> set[str]:
@@ -619,7 +616,7 @@ def test_the_api_keys_page_filters_by_gateway_status_and_name(client, group, gat
 
 
 def test_the_api_keys_page_says_what_to_do_when_there_is_nothing(client, group):
-    owner = member(group, Role.OWNER)
+    owner = member_of(group, Role.OWNER)
     client.force_login(owner)
     assert "Create an AI gateway" in client.get(reverse("api-key-list")).content.decode()
 
@@ -630,7 +627,7 @@ def test_the_api_keys_page_says_what_to_do_when_there_is_nothing(client, group):
 
 
 def test_the_api_keys_page_runs_the_same_number_of_queries_for_many_keys(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as context:
@@ -651,7 +648,7 @@ def test_the_api_keys_page_runs_the_same_number_of_queries_for_many_keys(client,
 
 
 def test_a_developer_sees_actions_on_the_api_keys_page_for_their_own_keys_only(client, group, gateway, api_key):
-    developer = member(group, Role.DEVELOPER)
+    developer = member_of(group, Role.DEVELOPER)
     own, _ = api_key_create(gateway=gateway, name="mine", created_by=developer)
     client.force_login(developer)
 
@@ -663,9 +660,8 @@ def test_a_developer_sees_actions_on_the_api_keys_page_for_their_own_keys_only(c
 
 
 def test_a_key_created_through_the_rest_api_shows_on_the_page(client, group, gateway):
-    admin = member(group, Role.ADMIN)
-    api = APIClient()
-    api.force_authenticate(admin)
+    admin = member_of(group, Role.ADMIN)
+    api = api_client_as(admin)
     created = api.post(f"/api/v1/gateways/{gateway.pk}/api-keys", {"name": "from-the-api"}, format="json")
     assert created.status_code == 201
     client.force_login(admin)
@@ -679,7 +675,7 @@ def test_a_key_created_through_the_rest_api_shows_on_the_page(client, group, gat
 def test_an_admin_creates_a_key_from_the_api_keys_page_by_picking_its_gateway(client, group, gateway):
     staging, _, _ = gateway_create(resource_group=group, name="staging")
     gateway_create(resource_group=ResourceGroupFactory(), name="elsewhere")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     create = reverse("api-key-create-any")
     page = client.get(reverse("api-key-list") + f"?gateway={staging.pk}").content.decode()
     assert f'href="{create}?next=' in page and f"gateway={staging.pk}" in page
@@ -698,7 +694,7 @@ def test_an_admin_creates_a_key_from_the_api_keys_page_by_picking_its_gateway(cl
 
 def test_creating_from_the_api_keys_page_checks_the_picked_gateway(client, group, gateway):
     managed_group = ResourceGroupFactory(name="Research")
-    user = member(group, Role.DEVELOPER)
+    user = member_of(group, Role.DEVELOPER)
     MembershipFactory(user=user, resource_group=managed_group, role=Role.ADMIN)
     foreign, _, _ = gateway_create(resource_group=ResourceGroupFactory(), name="elsewhere")
     client.force_login(user)
@@ -716,7 +712,7 @@ def test_creating_from_the_api_keys_page_checks_the_picked_gateway(client, group
 
 @pytest.mark.parametrize("role", [Role.AUDITOR, Role.VIEWER])
 def test_auditors_and_viewers_cannot_create_a_key_from_the_api_keys_page(client, group, gateway, role):
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     assert client.get(reverse("api-key-create-any")).status_code == 403
     response = client.post(reverse("api-key-create-any"), {"gateway": gateway.pk, "name": "x", "expires_in": "never"})
@@ -739,7 +735,7 @@ def test_auditors_and_viewers_cannot_create_a_key_from_the_api_keys_page(client,
     ],
 )
 def test_every_dialog_is_a_plain_page_without_javascript(client, group, gateway, api_key, name):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
     args = (
         []
         if name == "api-key-create-any"

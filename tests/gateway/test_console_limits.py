@@ -16,7 +16,8 @@ from gateway.services import gateway_create
 from keys.services import api_key_create
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.services import rate_limit_set, spend_budget_archive, spend_budget_create, token_quota_set
-from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory
+from tests.factories import ResourceGroupFactory, UsageEventFactory
+from tests.support.people import member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -28,11 +29,6 @@ HTMX = {"HX-Request": "true"}
 def frozen_clock():
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-@pytest.fixture
-def group():
-    return ResourceGroupFactory(name="Platform")
 
 
 @pytest.fixture
@@ -49,10 +45,6 @@ def gateway(gateway_and_key):
 @pytest.fixture
 def api_key(gateway_and_key):
     return gateway_and_key[1]
-
-
-def member(group, role):
-    return MembershipFactory(resource_group=group, role=role).user
 
 
 def spend(api_key, usd, *, at=NOW, tokens=100):
@@ -80,7 +72,7 @@ def test_the_api_keys_tab_shows_what_a_key_spent_of_its_budget_this_window(clien
     spend(api_key, "0.52")
     spend(api_key, "0.52", at=datetime(2026, 3, 1, tzinfo=UTC))
     spend(api_key, "3.00", at=datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC))  # last month's window
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     page = tab(client, gateway, "keys")
 
@@ -93,7 +85,7 @@ def test_a_budget_without_refresh_period_counts_all_spend_and_names_no_period(cl
     spend_budget_create(api_key=api_key, limit_usd="12.5")
     spend(api_key, "3.00", at=datetime(2025, 1, 1, tzinfo=UTC))
     spend(api_key, "0.000435")
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     page = tab(client, gateway, "keys")
 
@@ -106,7 +98,7 @@ def test_keys_without_an_enforced_budget_have_an_unlimited_quota(client, group, 
     spend_budget_archive(budget=spend_budget_create(api_key=archived, limit_usd=5))
     inactive, _ = api_key_create(gateway=gateway, name="inactive")
     spend_budget_create(api_key=inactive, limit_usd=5, active=False)
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     page = tab(client, gateway, "keys")
 
@@ -122,7 +114,7 @@ def test_the_api_keys_tab_shows_suspended_expired_and_revoked_keys(client, group
     revoked, _ = api_key_create(gateway=gateway, name="gone")
     revoked.status = "revoked"
     revoked.save()
-    client.force_login(member(group, Role.AUDITOR))
+    client.force_login(member_of(group, Role.AUDITOR))
 
     page = tab(client, gateway, "keys")
 
@@ -135,7 +127,7 @@ def test_the_api_keys_tab_shows_suspended_expired_and_revoked_keys(client, group
 def test_an_admin_gives_a_key_a_budget_in_the_edit_budget_dialog(client, group, gateway, api_key):
     spend(api_key, "0.52")
     spend(api_key, "0.52")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     assert "Edit budget" in tab(client, gateway, "keys")
 
     dialog = client.get(budget_url(gateway, api_key), headers=HTMX)
@@ -164,7 +156,7 @@ def test_an_admin_gives_a_key_a_budget_in_the_edit_budget_dialog(client, group, 
 
 def test_disabling_a_key_budget_archives_it_and_enabling_it_restores_it(client, group, gateway, api_key):
     budget = spend_budget_create(api_key=api_key, limit_usd=10, refresh_period=RefreshPeriod.WEEKLY, active=False)
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     client.post(budget_url(gateway, api_key), {"limit_usd": "10"}, headers=HTMX)
     budget.refresh_from_db()
@@ -187,7 +179,7 @@ def test_disabling_a_key_budget_archives_it_and_enabling_it_restores_it(client, 
     [("0.99", "at least 1 USD"), ("", "at least 1 USD"), ("ten", "at least 1 USD"), ("1.00001", "4 decimal places")],
 )
 def test_the_edit_budget_dialog_refuses_a_budget_below_one_dollar(client, group, gateway, api_key, limit_usd, message):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(
         budget_url(gateway, api_key),
@@ -204,7 +196,7 @@ def test_the_edit_budget_dialog_refuses_a_budget_below_one_dollar(client, group,
 
 
 def test_without_htmx_the_edit_budget_page_saves_and_returns_to_the_keys_tab(client, group, gateway, api_key):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     assert "<html" in client.get(budget_url(gateway, api_key)).content.decode()
 
     response = client.post(budget_url(gateway, api_key), {"enabled": "on", "limit_usd": "3"}, follow=True)
@@ -217,7 +209,7 @@ def test_without_htmx_the_edit_budget_page_saves_and_returns_to_the_keys_tab(cli
 
 def test_a_key_of_another_gateway_is_a_404_in_the_edit_budget_dialog(client, group, gateway):
     _, other_key, _ = gateway_create(resource_group=group, name="other")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     assert client.get(budget_url(gateway, other_key)).status_code == 404
 
@@ -232,7 +224,7 @@ def test_the_limits_tab_shows_each_limit_with_what_was_used_in_its_window(client
     spend(api_key, "1.25", tokens=1_500, at=datetime(2026, 3, 15, 12, 30, tzinfo=UTC))
     spend(api_key, "0.75", tokens=500, at=datetime(2026, 3, 15, 1, tzinfo=UTC))
     spend(api_key, "2.00", tokens=2_000, at=datetime(2026, 3, 9, tzinfo=UTC))  # Monday: this week, not today
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     page = tab(client, gateway, "limits")
 
@@ -245,7 +237,7 @@ def test_the_limits_tab_shows_each_limit_with_what_was_used_in_its_window(client
 
 def test_a_gateway_without_limits_shows_unlimited_and_its_lifetime_usage(client, group, gateway, api_key):
     spend(api_key, "0.5", tokens=1_234, at=datetime(2025, 6, 1, tzinfo=UTC))
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     page = tab(client, gateway, "limits")
 
@@ -255,7 +247,7 @@ def test_a_gateway_without_limits_shows_unlimited_and_its_lifetime_usage(client,
 
 
 def test_an_admin_sets_and_removes_the_token_quota(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     url = reverse("gateway-token-quota", args=[gateway.pk])
 
     response = client.post(url, {"limit_tokens": "5000", "refresh_period": "daily", "mode": "hard"}, headers=HTMX)
@@ -273,7 +265,7 @@ def test_an_admin_sets_and_removes_the_token_quota(client, group, gateway):
 
 @pytest.mark.parametrize("value", ["", "0", "-5", "1.5"])
 def test_a_token_quota_must_be_a_positive_number_of_tokens(client, group, gateway, value):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(
         reverse("gateway-token-quota", args=[gateway.pk]),
@@ -291,7 +283,7 @@ def test_raising_the_token_quota_reactivates_the_keys_it_suspended(client, group
     token_quota_set(gateway=gateway, limit_tokens=10)
     api_key.status, api_key.suspended_reason = "suspended", "token_quota"
     api_key.save()
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     client.post(reverse("gateway-token-quota", args=[gateway.pk]), {"limit_tokens": "1000"}, headers=HTMX)
 
@@ -301,7 +293,7 @@ def test_raising_the_token_quota_reactivates_the_keys_it_suspended(client, group
 
 def test_an_admin_sets_archives_and_restores_the_gateway_spend_budget(client, group, gateway, api_key):
     spend(api_key, "2.5")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     url = reverse("gateway-spend-budget", args=[gateway.pk])
 
     response = client.post(
@@ -325,7 +317,7 @@ def test_an_admin_sets_archives_and_restores_the_gateway_spend_budget(client, gr
 
 @pytest.mark.parametrize("value", ["0.5", "", "-1"])
 def test_a_gateway_spend_budget_is_at_least_one_dollar(client, group, gateway, value):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(
         reverse("gateway-spend-budget", args=[gateway.pk]), {"limit_usd": value, "active": "on"}, headers=HTMX
@@ -336,7 +328,7 @@ def test_a_gateway_spend_budget_is_at_least_one_dollar(client, group, gateway, v
 
 
 def test_an_admin_sets_tpm_and_rpm_and_removes_them(client, group, gateway):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
     url = reverse("gateway-rate-limit", args=[gateway.pk])
 
     response = client.post(url, {"tokens_per_minute": "20000", "unlimited_rpm": "on"}, headers=HTMX)
@@ -355,7 +347,7 @@ def test_an_admin_sets_tpm_and_rpm_and_removes_them(client, group, gateway):
 
 @pytest.mark.parametrize("value", ["", "0", "-3", "2.5", "many"])
 def test_tpm_must_be_a_positive_whole_number(client, group, gateway, value):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(
         reverse("gateway-rate-limit", args=[gateway.pk]),
@@ -370,7 +362,7 @@ def test_tpm_must_be_a_positive_whole_number(client, group, gateway, value):
 
 
 def test_without_htmx_a_limit_form_saves_and_returns_to_the_limits_tab(client, group, gateway):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     url = reverse("gateway-rate-limit", args=[gateway.pk])
 
     response = client.post(url, {"tokens_per_minute": "500", "unlimited_rpm": "on"}, follow=True)
@@ -388,7 +380,7 @@ def test_without_htmx_a_limit_form_saves_and_returns_to_the_limits_tab(client, g
 def test_members_who_may_not_manage_gateways_see_limits_but_cannot_change_them(client, group, gateway, api_key, role):
     spend_budget_create(api_key=api_key, limit_usd=10)
     spend_budget_create(gateway=gateway, limit_usd=50)
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     keys, limits = tab(client, gateway, "keys"), tab(client, gateway, "limits")
 
@@ -405,7 +397,7 @@ def test_members_who_may_not_manage_gateways_see_limits_but_cannot_change_them(c
 
 
 def test_the_limits_of_a_gateway_of_another_group_are_a_404(client, gateway, api_key):
-    client.force_login(member(ResourceGroupFactory(), Role.OWNER))
+    client.force_login(member_of(ResourceGroupFactory(), Role.OWNER))
 
     assert client.get(budget_url(gateway, api_key)).status_code == 404
     assert client.post(budget_url(gateway, api_key), {"limit_usd": "5", "enabled": "on"}).status_code == 404
@@ -415,7 +407,7 @@ def test_the_limits_of_a_gateway_of_another_group_are_a_404(client, gateway, api
 
 
 def test_owners_and_admins_see_the_edit_controls(client, group, gateway):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     limits = tab(client, gateway, "limits")
 
@@ -433,7 +425,7 @@ def create_form(group, **overrides):
 
 
 def test_a_gateway_is_created_with_a_spend_budget_and_tpm(client, group):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(
         reverse("gateway-create"),
@@ -450,7 +442,7 @@ def test_a_gateway_is_created_with_a_spend_budget_and_tpm(client, group):
 
 
 def test_blank_spend_budget_and_tpm_mean_none(client, group):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     client.post(reverse("gateway-create"), create_form(group, spend_budget_usd="", tokens_per_minute=""))
 
@@ -470,7 +462,7 @@ def test_blank_spend_budget_and_tpm_mean_none(client, group):
 def test_the_create_dialog_refuses_a_bad_budget_or_tpm_on_its_more_settings_step(
     client, group, overrides, field, message
 ):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(reverse("gateway-create"), create_form(group, **overrides), headers=HTMX)
 
@@ -485,7 +477,7 @@ def test_the_gateway_is_not_created_when_its_limits_cannot_be_set(client, group,
         raise ValidationFailed({"tokens_per_minute": "Must be a positive whole number."})
 
     monkeypatch.setattr("gateway.services.rate_limit_set", refuse)
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(
         reverse("gateway-create"), create_form(group, spend_budget_usd="5", tokens_per_minute="10"), headers=HTMX
@@ -505,7 +497,7 @@ def test_the_api_keys_tab_runs_the_same_number_of_queries_for_many_budgeted_keys
     for i in range(20):
         key, _ = api_key_create(gateway=gateway, name=f"k{i}")
         create_budget(api_key=key, limit_usd=5, refresh_period="monthly" if i % 2 else "daily")
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     with django_assert_max_num_queries(12):
         page = client.get(reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys").content.decode()

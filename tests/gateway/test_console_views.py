@@ -12,17 +12,15 @@ from keys.models import ApiKey
 from keys.tokens import hash_secret
 from quotas.models import TokenQuota
 from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
+from tests.support.people import member_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory(name="Platform")
-
-
-def member(group, role):
-    return MembershipFactory(resource_group=group, role=role).user
+def group_name():
+    """The `group` fixture's name, which this module's assertions spell out."""
+    return "Platform"
 
 
 def create_form(group, **overrides):
@@ -44,7 +42,7 @@ def test_signed_out_visitors_are_sent_to_the_sign_in_page(client):
 
 
 def test_an_admin_creates_a_gateway_and_sees_its_key_once(client, group):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(
         reverse("gateway-create"),
@@ -74,7 +72,7 @@ def test_an_admin_creates_a_gateway_and_sees_its_key_once(client, group):
     ],
 )
 def test_the_create_form_names_what_is_wrong_and_creates_nothing(client, group, overrides, field, message):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(reverse("gateway-create"), create_form(group, **overrides), headers={"HX-Request": "true"})
 
@@ -86,7 +84,7 @@ def test_the_create_form_names_what_is_wrong_and_creates_nothing(client, group, 
 
 
 def test_a_gateway_name_is_unique_within_its_resource_group(client, group):
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
     gateway_create(resource_group=group, name="support-bot")
 
     response = client.post(reverse("gateway-create"), create_form(group))
@@ -98,7 +96,7 @@ def test_a_gateway_name_is_unique_within_its_resource_group(client, group):
 @pytest.mark.parametrize("role", [Role.AUDITOR, Role.VIEWER, Role.DEVELOPER])
 def test_members_who_may_not_manage_gateways_see_them_but_cannot_create_one(client, group, role):
     gateway, _, _ = gateway_create(resource_group=group, name="visible")
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     listing = client.get(reverse("gateway-list"))
     assert "visible" in listing.content.decode()
@@ -111,7 +109,7 @@ def test_members_who_may_not_manage_gateways_see_them_but_cannot_create_one(clie
 
 def test_a_gateway_of_another_group_is_a_404_not_a_403(client, group):
     gateway, _, _ = gateway_create(resource_group=ResourceGroupFactory(), name="elsewhere")
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     assert client.get(reverse("gateway-detail", args=[gateway.pk])).status_code == 404
     assert "elsewhere" not in client.get(reverse("gateway-list")).content.decode()
@@ -119,7 +117,7 @@ def test_a_gateway_of_another_group_is_a_404_not_a_403(client, group):
 
 def test_an_admin_cannot_create_a_gateway_in_a_group_they_do_not_manage(client, group):
     other = ResourceGroupFactory()
-    MembershipFactory(resource_group=other, role=Role.VIEWER, user=(user := member(group, Role.ADMIN)))
+    MembershipFactory(resource_group=other, role=Role.VIEWER, user=(user := member_of(group, Role.ADMIN)))
     client.force_login(user)
 
     response = client.post(reverse("gateway-create"), create_form(other))
@@ -131,7 +129,7 @@ def test_an_admin_cannot_create_a_gateway_in_a_group_they_do_not_manage(client, 
 def test_the_gateway_list_runs_the_same_number_of_queries_for_many_gateways(
     client, group, django_assert_max_num_queries
 ):
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
     gateways = [gateway_create(resource_group=group, name=f"gw-{i}")[0] for i in range(25)]
 
     with django_assert_max_num_queries(8):
@@ -142,7 +140,7 @@ def test_the_gateway_list_runs_the_same_number_of_queries_for_many_gateways(
 
 def test_the_logs_tab_is_rendered_as_a_fragment_for_htmx(client, group):
     gateway, _, _ = gateway_create(resource_group=group, name="logs")
-    client.force_login(member(group, Role.AUDITOR))
+    client.force_login(member_of(group, Role.AUDITOR))
 
     fragment = client.get(reverse("gateway-detail", args=[gateway.pk]) + "?tab=logs", headers={"HX-Request": "true"})
 
@@ -164,7 +162,7 @@ def tab_names(page: str) -> list[str]:
 
 def test_a_viewer_sees_no_usage_tabs_and_the_page_opens_on_basic_information(client, group):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     page = client.get(detail_url(gateway)).content.decode()
 
@@ -175,7 +173,7 @@ def test_a_viewer_sees_no_usage_tabs_and_the_page_opens_on_basic_information(cli
 @pytest.mark.parametrize("tab", ["logs", "analysis"])
 def test_a_viewer_gets_403_at_the_logs_and_data_analysis_urls(client, group, tab):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     assert client.get(detail_url(gateway, tab)).status_code == 403
     assert client.get(detail_url(gateway, tab), headers={"HX-Request": "true"}).status_code == 403
@@ -184,7 +182,7 @@ def test_a_viewer_gets_403_at_the_logs_and_data_analysis_urls(client, group, tab
 @pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.AUDITOR])
 def test_every_role_that_reads_usage_sees_every_tab(client, group, role):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    client.force_login(member(group, role))
+    client.force_login(member_of(group, role))
 
     page = client.get(detail_url(gateway)).content.decode()
 
@@ -195,7 +193,7 @@ def test_every_role_that_reads_usage_sees_every_tab(client, group, role):
 
 def test_a_viewer_sees_the_token_quota_but_not_the_tokens_used(client, group):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot", token_quota=1_000_000)
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     page = client.get(detail_url(gateway)).content.decode()
 
@@ -220,7 +218,7 @@ def test_basic_information_says_all_models_or_lists_them(client, group, catalog)
     listed, _, _ = gateway_create(
         resource_group=group, name="listed", allowed_models=[catalog["mock/large"], catalog["mock/echo"]]
     )
-    client.force_login(member(group, Role.VIEWER))
+    client.force_login(member_of(group, Role.VIEWER))
 
     assert models_line(client.get(detail_url(every)).content.decode()).startswith("All models")
     assert models_line(client.get(detail_url(listed)).content.decode()) == "mock/echo, mock/large"
@@ -229,14 +227,14 @@ def test_basic_information_says_all_models_or_lists_them(client, group, catalog)
 def test_only_owners_and_admins_get_the_models_form(client, group, catalog):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
     for role, has_form in [(Role.OWNER, True), (Role.ADMIN, True), (Role.DEVELOPER, False), (Role.VIEWER, False)]:
-        client.force_login(member(group, role))
+        client.force_login(member_of(group, role))
         page = client.get(detail_url(gateway)).content.decode()
         assert (reverse("gateway-models", args=[gateway.pk]) in page) is has_form, role
 
 
 def test_an_admin_narrows_a_gateway_to_chosen_models(client, group, catalog):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(reverse("gateway-models", args=[gateway.pk]), {"models": ["mock/echo"]})
 
@@ -247,7 +245,7 @@ def test_an_admin_narrows_a_gateway_to_chosen_models(client, group, catalog):
 
 def test_saving_the_models_with_htmx_answers_the_tabs_with_a_toast(client, group, catalog):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    client.force_login(member(group, Role.OWNER))
+    client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(
         reverse("gateway-models", args=[gateway.pk]), {"all_models": "on"}, headers={"HX-Request": "true"}
@@ -260,7 +258,7 @@ def test_saving_the_models_with_htmx_answers_the_tabs_with_a_toast(client, group
 
 def test_removing_the_last_model_in_the_console_serves_none_never_all(client, group, catalog):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot", allowed_models=[catalog["mock/echo"]])
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     form_page = client.get(detail_url(gateway)).content.decode()
     client.post(reverse("gateway-models", args=[gateway.pk]), {})
@@ -273,7 +271,7 @@ def test_removing_the_last_model_in_the_console_serves_none_never_all(client, gr
 
 def test_a_model_outside_the_catalog_is_an_error_on_the_form_and_nothing_changes(client, group, catalog):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    client.force_login(member(group, Role.ADMIN))
+    client.force_login(member_of(group, Role.ADMIN))
 
     response = client.post(reverse("gateway-models", args=[gateway.pk]), {"models": ["gpt-9"]})
 
@@ -286,7 +284,7 @@ def test_a_model_outside_the_catalog_is_an_error_on_the_form_and_nothing_changes
 @pytest.mark.parametrize(("role", "status"), [(Role.DEVELOPER, 403), (Role.VIEWER, 403), (None, 404)])
 def test_others_cannot_change_a_gateways_models(client, group, catalog, role, status):
     gateway, _, _ = gateway_create(resource_group=group, name="support-bot")
-    user = member(group, role) if role else member(ResourceGroupFactory(), Role.OWNER)
+    user = member_of(group, role) if role else member_of(ResourceGroupFactory(), Role.OWNER)
     client.force_login(user)
 
     response = client.post(reverse("gateway-models", args=[gateway.pk]), {"models": ["mock/echo"]})

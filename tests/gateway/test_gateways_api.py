@@ -18,7 +18,8 @@ from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_token_create
 from keys.tokens import hash_secret
 from quotas.models import RateLimit, SpendBudget, TokenQuota
-from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
+from tests.factories import ResourceGroupFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -29,34 +30,19 @@ KEY_CREATING_ROLES = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory()
-
-
-@pytest.fixture
 def gateway(group):
     gateway, _, _ = gateway_create(resource_group=group, name="prod", key_name="first")
     return gateway
 
 
-def client_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def member(group, role: str) -> APIClient:
-    return client_as(MembershipFactory(resource_group=group, role=role).user)
-
-
 def outsider() -> APIClient:
     """A user who is a member (owner even) of another group only."""
-    return member(ResourceGroupFactory(), Role.OWNER)
+    return api_client_as(member_of(ResourceGroupFactory(), Role.OWNER))
 
 
 @pytest.fixture
 def admin(group) -> APIClient:
-    return member(group, Role.ADMIN)
+    return api_client_as(member_of(group, Role.ADMIN))
 
 
 def gateway_url(gateway) -> str:
@@ -169,7 +155,7 @@ def test_a_group_the_user_is_not_a_member_of_is_an_unknown_resource_group(admin)
 
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_only_owners_and_admins_create_gateways(group, role):
-    response = member(group, role).post(GATEWAYS, create_payload(group), format="json")
+    response = api_client_as(member_of(group, role)).post(GATEWAYS, create_payload(group), format="json")
 
     assert response.status_code == (201 if role in MANAGING_ROLES else 403)
 
@@ -179,7 +165,7 @@ def test_only_owners_and_admins_create_gateways(group, role):
 
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_every_member_lists_and_reads_the_groups_gateways(group, gateway, role):
-    client = member(group, role)
+    client = api_client_as(member_of(group, role))
 
     listing = client.get(GATEWAYS)
     detail = client.get(gateway_url(gateway))
@@ -287,7 +273,7 @@ def test_a_deleted_gateways_name_can_be_used_again(admin, group, gateway):
 
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_only_owners_and_admins_change_or_delete_gateways(group, gateway, role):
-    client = member(group, role)
+    client = api_client_as(member_of(group, role))
     expected = {True: (200, 204), False: (403, 403)}[role in MANAGING_ROLES]
 
     patched = client.patch(gateway_url(gateway), {"status": "disabled"}, format="json")
@@ -369,7 +355,7 @@ def test_creating_an_api_key_with_an_invalid_field_is_a_400_naming_it(admin, gat
 
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_every_member_lists_keys_and_owners_admins_developers_create_them(group, gateway, role):
-    client = member(group, role)
+    client = api_client_as(member_of(group, role))
 
     listing = client.get(keys_url(gateway))
     created = client.post(keys_url(gateway), {"name": "ci"}, format="json")
@@ -401,16 +387,16 @@ def test_revoking_an_api_key_is_immediate_and_idempotent(admin, gateway):
 
 @pytest.mark.parametrize("role", ALL_ROLES)
 def test_only_owners_and_admins_revoke_any_key(group, gateway, role):
-    response = member(group, role).post(revoke_url(gateway.api_keys.get()))
+    response = api_client_as(member_of(group, role)).post(revoke_url(gateway.api_keys.get()))
 
     assert response.status_code == (200 if role in MANAGING_ROLES else 403)
 
 
 def test_a_developer_revokes_a_key_they_created(group, gateway):
-    developer = MembershipFactory(resource_group=group, role=Role.DEVELOPER).user
+    developer = member_of(group, Role.DEVELOPER)
     api_key, _ = api_key_create(gateway=gateway, name="mine", created_by=developer)
 
-    assert client_as(developer).post(revoke_url(api_key)).status_code == 200
+    assert api_client_as(developer).post(revoke_url(api_key)).status_code == 200
 
 
 def test_a_non_member_gets_404_when_revoking(gateway):
@@ -433,7 +419,7 @@ def test_keys_of_a_deleted_gateway_are_gone_from_the_api(admin, gateway):
 
 
 def test_a_personal_api_token_authenticates_as_its_user(group):
-    user = MembershipFactory(resource_group=group, role=Role.ADMIN).user
+    user = member_of(group, Role.ADMIN)
     _, secret = api_token_create(user=user, name="cli")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
@@ -474,7 +460,8 @@ def test_rotating_a_key_answers_a_new_secret_once_and_keeps_its_id_and_budget(ad
 
 def test_a_revoked_key_cannot_be_rotated_and_read_only_roles_cannot_rotate(group, gateway, admin):
     api_key = gateway.api_keys.get()
-    assert member(group, Role.AUDITOR).post(f"/api/v1/api-keys/{api_key.pk}/rotate").status_code == 403
+    auditor = api_client_as(member_of(group, Role.AUDITOR))
+    assert auditor.post(f"/api/v1/api-keys/{api_key.pk}/rotate").status_code == 403
     assert outsider().post(f"/api/v1/api-keys/{api_key.pk}/rotate").status_code == 404
     admin.post(revoke_url(api_key))
     response = admin.post(f"/api/v1/api-keys/{api_key.pk}/rotate")
@@ -579,7 +566,9 @@ def test_all_models_false_alone_keeps_the_list_and_never_widens(admin, group, ca
 
 @pytest.mark.parametrize("role", [Role.DEVELOPER, Role.AUDITOR, Role.VIEWER])
 def test_only_owners_and_admins_choose_a_gateways_models(group, gateway, catalog, role):
-    response = member(group, role).patch(gateway_url(gateway), {"models": ["mock/echo"]}, format="json")
+    response = api_client_as(member_of(group, role)).patch(
+        gateway_url(gateway), {"models": ["mock/echo"]}, format="json"
+    )
 
     assert response.status_code == 403
     gateway.refresh_from_db()

@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from core.models import AuditEvent
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
 from gateway.services import gateway_create, membership_set
-from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
+from tests.factories import ResourceGroupFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -24,29 +24,20 @@ MODELS = "/api/v1/models"
 ROLES = [Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.AUDITOR, Role.VIEWER]
 
 
-def client_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def member_user(group, role: str):
-    return MembershipFactory(resource_group=group, role=role).user
-
-
 def platform_admin():
     """A platform admin (Django's is_staff) who is a member of no group (SPEC §1)."""
     return UserFactory(is_staff=True)
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory(name="support")
+def group_name():
+    """The `group` fixture's name, which this module's assertions spell out."""
+    return "support"
 
 
 @pytest.fixture
 def owner(group):
-    return member_user(group, Role.OWNER)
+    return member_of(group, Role.OWNER)
 
 
 # Resource groups ----------------------------------------------------------------------------
@@ -54,7 +45,7 @@ def owner(group):
 
 def test_a_user_creates_a_group_and_becomes_its_owner():
     user = UserFactory()
-    client = client_as(user)
+    client = api_client_as(user)
 
     response = client.post(GROUPS, {"name": "research"}, format="json")
 
@@ -67,7 +58,7 @@ def test_a_user_creates_a_group_and_becomes_its_owner():
 
 
 def test_a_taken_or_missing_group_name_is_a_field_error(group):
-    client = client_as(UserFactory())
+    client = api_client_as(UserFactory())
     assert client.post(GROUPS, {"name": "support"}, format="json").json() == {
         "name": ["A resource group named 'support' already exists."]
     }
@@ -76,8 +67,8 @@ def test_a_taken_or_missing_group_name_is_a_field_error(group):
 
 def test_the_list_shows_only_the_users_groups_with_their_role(group):
     ResourceGroupFactory(name="someone else's")
-    auditor = member_user(group, Role.AUDITOR)
-    listed = client_as(auditor).get(GROUPS).json()["results"]
+    auditor = member_of(group, Role.AUDITOR)
+    listed = api_client_as(auditor).get(GROUPS).json()["results"]
     assert [(g["name"], g["role"]) for g in listed] == [("support", "auditor")]
 
 
@@ -86,14 +77,14 @@ def test_the_list_shows_only_the_users_groups_with_their_role(group):
     [(Role.OWNER, 200), (Role.ADMIN, 403), (Role.DEVELOPER, 403), (Role.AUDITOR, 403), (Role.VIEWER, 403)],
 )
 def test_only_an_owner_renames_a_group(group, role, expected):
-    response = client_as(member_user(group, role)).patch(f"{GROUPS}/{group.pk}", {"name": "helpdesk"}, format="json")
+    response = api_client_as(member_of(group, role)).patch(f"{GROUPS}/{group.pk}", {"name": "helpdesk"}, format="json")
     assert response.status_code == expected
     group.refresh_from_db()
     assert group.name == ("helpdesk" if expected == 200 else "support")
 
 
 def test_another_groups_detail_is_404_not_403(group):
-    stranger = client_as(UserFactory())
+    stranger = api_client_as(UserFactory())
     assert stranger.get(f"{GROUPS}/{group.pk}").status_code == 404
     assert stranger.patch(f"{GROUPS}/{group.pk}", {"name": "x"}, format="json").status_code == 404
     assert stranger.delete(f"{GROUPS}/{group.pk}").status_code == 404
@@ -101,7 +92,7 @@ def test_another_groups_detail_is_404_not_403(group):
 
 
 def test_a_group_with_gateways_cannot_be_deleted_and_an_empty_one_can(group, owner):
-    client = client_as(owner)
+    client = api_client_as(owner)
     gateway_create(resource_group=group, name="prod")
     assert client.delete(f"{GROUPS}/{group.pk}").status_code == 409
     empty = client.post(GROUPS, {"name": "empty"}, format="json").json()
@@ -114,7 +105,7 @@ def test_a_group_with_gateways_cannot_be_deleted_and_an_empty_one_can(group, own
 
 def test_an_owner_invites_by_email_changes_the_role_and_removes_the_member(group, owner):
     invitee = UserFactory(username="ana", email="Ana@Example.com")
-    client = client_as(owner)
+    client = api_client_as(owner)
 
     added = client.post(f"{GROUPS}/{group.pk}/members", {"user": "ana@example.com", "role": "auditor"}, format="json")
     assert added.status_code == 201
@@ -136,7 +127,7 @@ def test_an_owner_invites_by_email_changes_the_role_and_removes_the_member(group
 
 
 def test_member_errors_name_the_field(group, owner):
-    client = client_as(owner)
+    client = api_client_as(owner)
     unknown = client.post(f"{GROUPS}/{group.pk}/members", {"user": "nobody", "role": "admin"}, format="json")
     assert unknown.status_code == 400 and "user" in unknown.json()
     bad_role = client.post(f"{GROUPS}/{group.pk}/members", {"user": owner.username, "role": "boss"}, format="json")
@@ -147,7 +138,7 @@ def test_member_errors_name_the_field(group, owner):
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.DEVELOPER, Role.AUDITOR, Role.VIEWER])
 def test_only_owners_manage_members_but_every_member_reads_them(group, owner, role):
-    client = client_as(member_user(group, role))
+    client = api_client_as(member_of(group, role))
     other = UserFactory()
     assert client.get(f"{GROUPS}/{group.pk}/members").json()["count"] == 2
     assert client.post(f"{GROUPS}/{group.pk}/members", {"user": other.username, "role": "viewer"}).status_code == 403
@@ -156,14 +147,14 @@ def test_only_owners_manage_members_but_every_member_reads_them(group, owner, ro
 
 
 def test_the_last_owner_can_be_neither_demoted_nor_removed(group, owner):
-    client = client_as(owner)
+    client = api_client_as(owner)
     demote = client.patch(f"{GROUPS}/{group.pk}/members/{owner.pk}", {"role": "admin"}, format="json")
     remove = client.delete(f"{GROUPS}/{group.pk}/members/{owner.pk}")
     assert demote.status_code == 409 and "owner" in demote.json()["detail"]
     assert remove.status_code == 409
     assert Membership.objects.get(user=owner, resource_group=group).role == Role.OWNER
 
-    second = member_user(group, Role.OWNER)
+    second = member_of(group, Role.OWNER)
     assert client.patch(f"{GROUPS}/{group.pk}/members/{owner.pk}", {"role": "admin"}, format="json").status_code == 200
     assert Membership.objects.get(user=second, resource_group=group).role == Role.OWNER
 
@@ -171,7 +162,7 @@ def test_the_last_owner_can_be_neither_demoted_nor_removed(group, owner):
 @pytest.mark.django_db(transaction=True)
 def test_two_owners_demoting_each_other_at_once_leave_one_owner():
     group = ResourceGroupFactory()
-    first, second = member_user(group, Role.OWNER), member_user(group, Role.OWNER)
+    first, second = member_of(group, Role.OWNER), member_of(group, Role.OWNER)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -203,7 +194,7 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner():
 
 
 def test_a_platform_admin_adds_a_provider_whose_credential_is_never_shown(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     body = {"name": "openai", "kind": "openai", "base_url": "https://api.openai.com/v1/", "credential": "sk-secret-1"}
 
     created = client.post(PROVIDERS, body, format="json")
@@ -214,14 +205,14 @@ def test_a_platform_admin_adds_a_provider_whose_credential_is_never_shown(group)
     assert "sk-secret-1" not in created.content.decode()
     provider = Provider.objects.get(pk=data["id"])
     assert provider.get_credential() == "sk-secret-1" and "sk-secret-1" not in provider.credential_encrypted
-    auditor = client_as(member_user(group, Role.AUDITOR))
+    auditor = api_client_as(member_of(group, Role.AUDITOR))
     assert "sk-secret-1" not in auditor.get(f"{PROVIDERS}/{provider.pk}").content.decode()
     event = AuditEvent.objects.get(action="provider.create")
     assert "sk-secret-1" not in str(event.after) and event.after["credential_set"] is True
 
 
 def test_a_provider_credential_is_replaced_kept_or_cleared(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     pk = client.post(PROVIDERS, {"name": "vllm", "kind": "openai", "credential": "old"}, format="json").json()["id"]
 
     client.patch(f"{PROVIDERS}/{pk}", {"name": "vllm-1", "settings": {"a": 1}}, format="json")
@@ -233,7 +224,7 @@ def test_a_provider_credential_is_replaced_kept_or_cleared(group):
 
 
 def test_a_changed_base_url_clears_the_credential_unless_a_new_one_comes_with_it(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     pk = client.post(PROVIDERS, {"name": "vllm", "kind": "openai", "credential": "old"}, format="json").json()["id"]
 
     moved = client.patch(f"{PROVIDERS}/{pk}", {"base_url": "http://vllm.internal:8000/v1"}, format="json")
@@ -249,7 +240,7 @@ def test_a_changed_base_url_clears_the_credential_unless_a_new_one_comes_with_it
 
 
 def test_provider_errors_name_the_field(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     assert "kind" in client.post(PROVIDERS, {"name": "x", "kind": "nope"}, format="json").json()
     assert "base_url" in client.post(PROVIDERS, {"name": "x", "kind": "openai", "base_url": "ftp:x"}).json()
     client.post(PROVIDERS, {"name": "dup", "kind": "openai"}, format="json")
@@ -258,7 +249,7 @@ def test_provider_errors_name_the_field(group):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_no_group_role_writes_providers_or_models(group, role):
-    client = client_as(member_user(group, role))
+    client = api_client_as(member_of(group, role))
     mock = Provider.objects.get(kind=ProviderKind.MOCK)
     echo = Model.objects.get(name="mock/echo")
 
@@ -275,7 +266,7 @@ def test_no_group_role_writes_providers_or_models(group, role):
 
 
 def test_a_platform_admin_writes_the_catalog_without_a_role_in_any_group():
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     provider = client.post(PROVIDERS, {"name": "openai", "kind": "openai"}, format="json")
     assert provider.status_code == 201
     model = client.post(MODELS, {"name": "gpt-4o-mini", "provider": provider.json()["id"]}, format="json")
@@ -283,7 +274,7 @@ def test_a_platform_admin_writes_the_catalog_without_a_role_in_any_group():
 
 
 def test_a_user_in_no_group_reads_the_catalog_but_never_a_credential():
-    client = client_as(UserFactory())
+    client = api_client_as(UserFactory())
     mock = Provider.objects.get(kind=ProviderKind.MOCK)
     Provider.objects.create(name="openai", kind=ProviderKind.OPENAI, credential_encrypted="x")
 
@@ -295,7 +286,7 @@ def test_a_user_in_no_group_reads_the_catalog_but_never_a_credential():
 
 
 def test_a_model_takes_library_prices_or_custom_ones_and_price_changes_are_audited(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     provider = client.post(PROVIDERS, {"name": "openai", "kind": "openai"}, format="json").json()["id"]
 
     known = client.post(MODELS, {"name": "gpt-4o-mini", "provider": provider}, format="json").json()
@@ -316,7 +307,7 @@ def test_a_model_takes_library_prices_or_custom_ones_and_price_changes_are_audit
 
 
 def test_model_errors_name_the_field(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     mock = Provider.objects.get(kind=ProviderKind.MOCK)
     assert "provider" in client.post(MODELS, {"name": "x", "provider": 99999}, format="json").json()
     assert "name" in client.post(MODELS, {"name": "mock/echo", "provider": mock.pk}, format="json").json()
@@ -325,7 +316,7 @@ def test_model_errors_name_the_field(group):
 
 
 def test_a_model_a_gateway_lists_cannot_be_deleted_and_a_provider_with_models_neither(group):
-    client = client_as(platform_admin())
+    client = api_client_as(platform_admin())
     echo = Model.objects.get(name="mock/echo")
     only_echo, _, _ = gateway_create(resource_group=group, name="only-echo", allowed_models=[echo])
 
@@ -341,7 +332,7 @@ def test_a_model_a_gateway_lists_cannot_be_deleted_and_a_provider_with_models_ne
 
 def test_the_api_and_the_console_agree_on_a_group_made_through_the_api(client):
     user = UserFactory()
-    api = client_as(user)
+    api = api_client_as(user)
     made = api.post(GROUPS, {"name": "made-by-api"}, format="json").json()
     api.post("/api/v1/gateways", {"name": "api-gateway", "resource_group": made["id"]}, format="json")
 

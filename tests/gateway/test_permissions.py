@@ -12,6 +12,7 @@ from keys.models import ApiKey
 from quotas.models import TokenQuota
 from quotas.services import token_quota_set
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
+from tests.support.people import member_of
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ EXPECTED = {
 @pytest.mark.parametrize("role", list(Role))
 def test_each_role_may_do_exactly_what_spec_section_1_says(role):
     group = ResourceGroupFactory()
-    user = MembershipFactory(resource_group=group, role=role).user
+    user = member_of(group, role)
 
     allowed = {action for action in Action if action != Action.MANAGE_PROVIDERS and can(user, action, group)}
 
@@ -80,7 +81,7 @@ def test_a_viewer_reads_settings_but_no_usage():
     _, api_key, _ = gateway_create(resource_group=group, name="g")
     token_quota_set(api_key=api_key, limit_tokens=100)
     UsageEventFactory(api_key=api_key)
-    viewer = MembershipFactory(resource_group=group, role=Role.VIEWER).user
+    viewer = member_of(group, Role.VIEWER)
 
     assert ApiKey.objects.restrict(viewer, Action.VIEW_SETTINGS).get() == api_key
     assert TokenQuota.objects.restrict(viewer, Action.VIEW_SETTINGS).count() == 1
@@ -103,7 +104,7 @@ def test_roles_are_read_once_however_many_checks_a_request_makes(django_assert_n
 
 def test_a_membership_change_is_seen_by_the_next_check_of_the_same_user():
     group = ResourceGroupFactory()
-    user = MembershipFactory(resource_group=group, role=Role.VIEWER).user
+    user = member_of(group, Role.VIEWER)
     assert not can(user, Action.MANAGE_GATEWAYS, group)
 
     MembershipFactory(resource_group=group, role=Role.OWNER)
@@ -121,8 +122,8 @@ def test_anonymous_users_see_nothing():
 
 def test_the_navigation_offers_a_viewer_no_usage_logs_or_audit_links(client):
     group = ResourceGroupFactory()
-    viewer = MembershipFactory(resource_group=group, role=Role.VIEWER).user
-    auditor = MembershipFactory(resource_group=group, role=Role.AUDITOR).user
+    viewer = member_of(group, Role.VIEWER)
+    auditor = member_of(group, Role.AUDITOR)
 
     client.force_login(viewer)
     viewer_page = client.get("/gateways/").content.decode()

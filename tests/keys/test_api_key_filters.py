@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from rest_framework.test import APIClient
 
 from gateway.models import Role
 from gateway.services import gateway_create
@@ -17,6 +16,7 @@ from keys.models import ApiKey
 from keys.selectors import api_keys_for
 from keys.services import api_key_create, api_key_revoke
 from tests.factories import MembershipFactory, ResourceGroupFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 def setup(client):
     """An auditor of `support` (prod, staging) and `research` (lab), and a group they are not in."""
     support, research = ResourceGroupFactory(name="support"), ResourceGroupFactory(name="research")
-    user = MembershipFactory(resource_group=support, role=Role.AUDITOR).user
+    user = member_of(support, Role.AUDITOR)
     MembershipFactory(user=user, resource_group=research, role=Role.AUDITOR)
     with time_machine.travel(NOW - timedelta(days=10), tick=False):
         prod, _, _ = gateway_create(resource_group=support, name="prod", key_name="prod first")
@@ -37,8 +37,7 @@ def setup(client):
         api_key_create(gateway=prod, name="past expiry", expires_at=NOW - timedelta(days=1))
         api_key_revoke(api_key=api_key_create(gateway=staging, name="gone")[0])
     client.force_login(user)
-    api = APIClient()
-    api.force_authenticate(user)
+    api = api_client_as(user)
     return {"client": client, "api": api, "prod": prod, "support": support, "user": user}
 
 

@@ -16,22 +16,12 @@ from gateway.models import Role
 from gateway.services import gateway_create
 from keys.models import ApiKeyStatus, SuspendedReason
 from quotas.models import RateLimit, SpendBudget, TokenQuota
-from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
+from tests.factories import MembershipFactory, UsageEventFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)  # a Wednesday
-
-
-def client_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def group():
-    return ResourceGroupFactory()
 
 
 @pytest.fixture
@@ -47,12 +37,12 @@ def api_key(gateway):
 
 @pytest.fixture
 def admin_user(group):
-    return MembershipFactory(resource_group=group, role=Role.ADMIN).user
+    return member_of(group, Role.ADMIN)
 
 
 @pytest.fixture
 def admin(admin_user) -> APIClient:
-    return client_as(admin_user)
+    return api_client_as(admin_user)
 
 
 def owners(group, gateway, api_key) -> dict[str, str]:
@@ -175,7 +165,7 @@ def test_an_invalid_limit_is_a_400_naming_the_field_and_changes_nothing(admin, g
     ],
 )
 def test_the_role_matrix_for_limits(group, gateway, api_key, role, reads, writes):
-    client = client_as(MembershipFactory(resource_group=group, role=role).user)
+    client = api_client_as(member_of(group, role))
     for url in owners(group, gateway, api_key).values():
         assert client.get(url).status_code == reads
         assert client.put(f"{url}/token-quota", {"limit_tokens": 10}).status_code == writes
@@ -183,7 +173,7 @@ def test_the_role_matrix_for_limits(group, gateway, api_key, role, reads, writes
 
 
 def test_a_non_member_gets_404_for_every_owner(group, gateway, api_key):
-    stranger = client_as(MembershipFactory(role=Role.OWNER).user)
+    stranger = api_client_as(MembershipFactory(role=Role.OWNER).user)
     for url in owners(group, gateway, api_key).values():
         assert stranger.get(url).status_code == 404
         assert stranger.put(f"{url}/token-quota", {"limit_tokens": 10}).status_code == 404

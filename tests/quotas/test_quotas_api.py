@@ -17,7 +17,8 @@ from gateway.models import Role
 from gateway.services import gateway_create
 from quotas.models import LimitMode, RefreshPeriod, SpendBudget
 from quotas.services import spend_budget_archive, spend_budget_create
-from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
+from tests.factories import MembershipFactory, UsageEventFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
@@ -34,29 +35,14 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory()
-
-
-@pytest.fixture
 def api_key(group):
     _, api_key, _ = gateway_create(resource_group=group, name="prod", key_name="my-api-key")
     return api_key
 
 
-def client_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def member(group, role: str) -> APIClient:
-    return client_as(MembershipFactory(resource_group=group, role=role).user)
-
-
 @pytest.fixture
 def admin(group) -> APIClient:
-    return member(group, Role.ADMIN)
+    return api_client_as(member_of(group, Role.ADMIN))
 
 
 def entity(api_key) -> str:
@@ -465,7 +451,7 @@ def test_delete_answers_404_for_a_budget_removed_already(admin, api_key):
 def test_every_member_of_the_keys_resource_group_may_read_its_quota(group, api_key, role):
     spend_budget_create(api_key=api_key, limit_usd=10)
 
-    response = member(group, role).get(query(api_key))
+    response = api_client_as(member_of(group, role)).get(query(api_key))
 
     assert response.status_code == 200
     assert response.json()["quotaEntityId"] == entity(api_key)
@@ -473,7 +459,7 @@ def test_every_member_of_the_keys_resource_group_may_read_its_quota(group, api_k
 
 @pytest.mark.parametrize("role", MANAGING_ROLES)
 def test_owners_and_admins_may_create_change_remove_and_restore_a_budget(group, api_key, role):
-    client = member(group, role)
+    client = api_client_as(member_of(group, role))
 
     assert post(client, {"quotaEntityId": entity(api_key), "limitAmount": 10}).status_code == 201
     assert patch(client, api_key, {"limitAmount": 20}).status_code == 200
@@ -484,7 +470,7 @@ def test_owners_and_admins_may_create_change_remove_and_restore_a_budget(group, 
 
 @pytest.mark.parametrize("role", READ_ONLY_ROLES)
 def test_developers_auditors_and_viewers_get_403_on_every_write(group, api_key, role):
-    client = member(group, role)
+    client = api_client_as(member_of(group, role))
     other_key = gateway_create(resource_group=group, name="other")[1]
     spend_budget_create(api_key=api_key, limit_usd=10)
 
@@ -505,7 +491,7 @@ def test_developers_auditors_and_viewers_get_403_on_every_write(group, api_key, 
 def test_a_read_only_member_cannot_restore_a_removed_budget(group, api_key, role):
     spend_budget_archive(budget=spend_budget_create(api_key=api_key, limit_usd=10))
 
-    response = patch(member(group, role), api_key, {"archived": False})
+    response = patch(api_client_as(member_of(group, role)), api_key, {"archived": False})
 
     assert response.status_code == 403
     assert SpendBudget.objects.get(api_key=api_key).archived_at is not None
@@ -517,7 +503,7 @@ def test_a_user_outside_the_keys_resource_group_gets_404_for_everything_like_for
     outsider = UserFactory()
     if outsider_role:
         MembershipFactory(user=outsider, role=outsider_role)  # a group of their own
-    client = client_as(outsider)
+    client = api_client_as(outsider)
     spend_budget_create(api_key=api_key, limit_usd=10)
     _, unbudgeted_key, _ = gateway_create(resource_group=api_key.gateway.resource_group, name="other")
 
@@ -543,7 +529,7 @@ def test_a_user_outside_the_keys_resource_group_gets_404_for_everything_like_for
 
 
 def test_a_superuser_may_manage_any_keys_budget(api_key):
-    client = client_as(UserFactory(is_superuser=True))
+    client = api_client_as(UserFactory(is_superuser=True))
 
     assert post(client, {"quotaEntityId": entity(api_key), "limitAmount": 10}).status_code == 201
     assert client.get(query(api_key)).status_code == 200
@@ -573,7 +559,7 @@ def test_a_caller_who_is_not_signed_in_is_refused_for_every_method(api_key, meth
 def test_a_console_session_works_like_a_forced_login(group, api_key):
     spend_budget_create(api_key=api_key, limit_usd=10)
     client = APIClient()
-    client.force_login(MembershipFactory(resource_group=group, role=Role.VIEWER).user)
+    client.force_login(member_of(group, Role.VIEWER))
 
     assert client.get(query(api_key)).status_code == 200
 

@@ -11,39 +11,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from core.audit import audit_actor
 from core.models import AuditEvent
 from gateway.models import Role
 from gateway.services import gateway_create
-from keys.services import api_key_create, api_keys_mark_expired, api_token_create
+from keys.services import api_key_create, api_keys_mark_expired
 from quotas.services import api_keys_suspend_for_token_quota
-from tests.factories import MembershipFactory, ResourceGroupFactory
+from tests.support.people import api_client_with_token, member_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def group():
-    return ResourceGroupFactory(name="Platform")
-
-
-@pytest.fixture
 def admin_user(group):
-    return MembershipFactory(resource_group=group, role=Role.ADMIN, user__username="ada").user
-
-
-def token_client(user) -> APIClient:
-    _, secret = api_token_create(user=user, name="ci")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+    return member_of(group, Role.ADMIN, username="ada")
 
 
 def test_a_key_created_rotated_edited_and_revoked_through_the_api_leaves_four_events(group, admin_user):
     gateway, first_key, first_secret = gateway_create(resource_group=group, name="prod")
-    client = token_client(admin_user)
+    client = api_client_with_token(admin_user)
     AuditEvent.objects.all().delete()  # only the API's events below
 
     created = client.post(f"/api/v1/gateways/{gateway.pk}/api-keys", {"name": "ci"}, format="json").json()

@@ -14,12 +14,12 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from core.models import AuditEvent
 from gateway.models import Role
 from gateway.services import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -46,18 +46,12 @@ class World:
         )
 
     def member(self, role: str, group=None):
-        return MembershipFactory(resource_group=group or self.group, role=role).user
+        return member_of(group or self.group, role)
 
 
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-def api_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def console_as(user) -> Client:
@@ -97,7 +91,7 @@ def request_ids(body: str) -> list[str]:
 
 
 def test_a_viewer_gets_403_on_every_usage_logs_csv_aggregates_and_audit_endpoint_of_the_api(world):
-    viewer = api_as(world.member(Role.VIEWER))
+    viewer = api_client_as(world.member(Role.VIEWER))
 
     assert {url: viewer.get(url).status_code for url in api_urls(world)} == dict.fromkeys(api_urls(world), 403)
     refused_csv = viewer.get(EVENTS, {"format": "csv"})
@@ -116,7 +110,7 @@ def test_a_viewer_gets_the_403_page_on_every_usage_logs_and_audit_page_of_the_co
 def test_a_developer_elsewhere_who_is_viewer_here_gets_403_on_this_groups_scope_and_reads_the_other(world):
     user = world.member(Role.VIEWER)
     MembershipFactory(user=user, resource_group=world.other, role=Role.DEVELOPER)
-    api, console = api_as(user), console_as(user)
+    api, console = api_client_as(user), console_as(user)
 
     for scope in (
         {"resource_group": world.group.pk},
@@ -141,7 +135,7 @@ def test_a_developer_elsewhere_who_is_viewer_here_gets_403_on_this_groups_scope_
 def test_an_auditor_elsewhere_who_is_viewer_here_gets_403_on_this_groups_trail_and_reads_the_other(world):
     user = world.member(Role.VIEWER)
     MembershipFactory(user=user, resource_group=world.other, role=Role.AUDITOR)
-    api, console = api_as(user), console_as(user)
+    api, console = api_client_as(user), console_as(user)
     others = {event.pk for event in AuditEvent.objects.filter(resource_group=world.other)}
 
     assert api.get(AUDIT, {"resource_group": world.group.pk}).status_code == 403
@@ -158,7 +152,7 @@ def test_an_auditor_elsewhere_who_is_viewer_here_gets_403_on_this_groups_trail_a
 
 def test_another_groups_objects_are_404_and_filtering_by_them_finds_nothing(world):
     auditor = world.member(Role.AUDITOR)
-    api, console = api_as(auditor), console_as(auditor)
+    api, console = api_client_as(auditor), console_as(auditor)
 
     assert api.get(f"{EVENTS}/{world.other_event.pk}").status_code == 404
     assert api.get(f"{AUDIT}/{world.other_audit.pk}").status_code == 404
@@ -175,7 +169,7 @@ def test_another_groups_objects_are_404_and_filtering_by_them_finds_nothing(worl
 
 def test_a_developer_reads_usage_but_gets_403_on_the_audit_trail(world):
     developer = world.member(Role.DEVELOPER)
-    api, console = api_as(developer), console_as(developer)
+    api, console = api_client_as(developer), console_as(developer)
 
     for url in api_urls(world)[:4]:
         assert api.get(url).status_code == 200, url
@@ -188,7 +182,7 @@ def test_a_developer_reads_usage_but_gets_403_on_the_audit_trail(world):
 
 def test_an_auditor_reads_usage_and_the_trail_of_their_group_only(world):
     auditor = world.member(Role.AUDITOR)
-    api, console = api_as(auditor), console_as(auditor)
+    api, console = api_client_as(auditor), console_as(auditor)
 
     mine = {event.pk for event in AuditEvent.objects.filter(resource_group=world.group)}  # gateway.create too
 
@@ -201,7 +195,7 @@ def test_an_auditor_reads_usage_and_the_trail_of_their_group_only(world):
 def test_a_platform_admin_reads_the_usage_and_trail_of_every_group_without_a_role(world):
     instance_wide = AuditEvent.objects.create(resource_group=None, action="provider.update", target_type="provider")
     admin = UserFactory(is_staff=True)
-    api, console = api_as(admin), console_as(admin)
+    api, console = api_client_as(admin), console_as(admin)
 
     assert {row["request_id"] for row in api.get(EVENTS).json()["results"]} == {"req_mine", "req_other"}
     every_event = set(AuditEvent.objects.values_list("pk", flat=True))
@@ -246,7 +240,7 @@ def test_the_api_and_the_logs_page_filter_with_one_filterset_and_give_the_same_r
     }
     auditor = world.member(Role.AUDITOR)
 
-    from_api = [row["request_id"] for row in api_as(auditor).get(EVENTS, query).json()["results"]]
+    from_api = [row["request_id"] for row in api_client_as(auditor).get(EVENTS, query).json()["results"]]
     from_console = request_ids(console_as(auditor).get("/usage/logs/", query).content.decode())
 
     assert from_console == from_api
@@ -257,7 +251,7 @@ def test_a_bad_filter_is_named_the_same_in_the_api_and_the_console(world):
     auditor = world.member(Role.AUDITOR)
     bad = {"status": "failed", "gateway": "abc"}
 
-    api_errors = api_as(auditor).get(EVENTS, bad).json()
+    api_errors = api_client_as(auditor).get(EVENTS, bad).json()
     console = console_as(auditor).get("/usage/logs/", bad).content.decode()
 
     assert api_errors == {
@@ -275,7 +269,7 @@ def test_the_api_and_the_audit_page_filter_with_one_filterset(world):
         resource_group=world.group, actor=actor, action="api_key.create", target_type="api_key", target_id="7"
     )
     auditor = world.member(Role.AUDITOR)
-    api, console = api_as(auditor), console_as(auditor)
+    api, console = api_client_as(auditor), console_as(auditor)
 
     for query in ({"actor": actor.pk}, {"target_type": "api_key", "target_id": "7"}, {"action": "gateway.update"}):
         from_api = [str(row["id"]) for row in api.get(AUDIT, query).json()["results"]]

@@ -19,6 +19,7 @@ from gateway.models import Role
 from gateway.services import gateway_create
 from keys.services import api_key_create, api_token_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
+from tests.support.people import api_client_as, member_of
 from usage.models import UsageEvent
 from usage.rollups import insert_events
 
@@ -29,21 +30,6 @@ AGGREGATES = "/api/v1/usage/aggregates"
 AUDIT = "/api/v1/audit-events"
 DAY_ONE = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 DAY_TWO = datetime(2026, 11, 2, 14, 5, tzinfo=UTC)
-
-
-def client_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def member_user(group, role: str):
-    return MembershipFactory(resource_group=group, role=role).user
-
-
-@pytest.fixture
-def group():
-    return ResourceGroupFactory()
 
 
 @pytest.fixture
@@ -60,7 +46,7 @@ def api_key(gateway):
 @pytest.fixture
 def developer(group) -> APIClient:
     """A developer of the group: the least role that reads usage (SPEC §1)."""
-    return client_as(member_user(group, Role.DEVELOPER))
+    return api_client_as(member_of(group, Role.DEVELOPER))
 
 
 def event(api_key, **fields) -> UsageEvent:
@@ -90,7 +76,7 @@ def test_the_list_has_the_events_of_the_users_groups_and_none_of_others(api_key,
 
 def test_a_non_member_gets_403_on_the_list_and_404_on_an_event_of_another_group(api_key):
     hidden = event(api_key)
-    outsider = client_as(UserFactory())
+    outsider = api_client_as(UserFactory())
 
     assert outsider.get(EVENTS).status_code == 403
     assert outsider.get(f"{EVENTS}/{hidden.pk}").status_code == 404
@@ -124,7 +110,7 @@ def test_one_event_shows_every_field_with_the_cost_as_an_exact_decimal_string(ap
 
 def test_a_personal_api_token_reads_the_events(group, api_key):
     shown = event(api_key)
-    _, secret = api_token_create(user=member_user(group, Role.AUDITOR), name="ci")
+    _, secret = api_token_create(user=member_of(group, Role.AUDITOR), name="ci")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
@@ -279,7 +265,7 @@ def test_the_csv_keeps_the_cost_exact_and_defuses_spreadsheet_formulas(api_key, 
 
 def test_the_csv_has_only_the_users_events(api_key):
     event(api_key)
-    elsewhere = client_as(member_user(ResourceGroupFactory(), Role.DEVELOPER))
+    elsewhere = api_client_as(member_of(ResourceGroupFactory(), Role.DEVELOPER))
 
     assert len(csv_rows(elsewhere.get(EVENTS, {"format": "csv"}))) == 1
 
@@ -294,7 +280,7 @@ def test_an_invalid_filter_of_a_csv_export_is_a_json_400(developer):
 
 def test_the_csv_streams_from_an_async_iterator_under_asgi(group, api_key):
     event(api_key, cost_usd=Decimal("1.5"))
-    _, secret = api_token_create(user=member_user(group, Role.DEVELOPER), name="ci")
+    _, secret = api_token_create(user=member_of(group, Role.DEVELOPER), name="ci")
 
     async def download():
         response = await AsyncClient().get(EVENTS, {"format": "csv"}, headers={"Authorization": f"Bearer {secret}"})
@@ -414,7 +400,7 @@ def test_aggregates_take_the_event_filters_and_default_to_the_last_7_days(spread
 
 
 def test_aggregates_have_only_the_users_events(spread):
-    elsewhere = client_as(member_user(ResourceGroupFactory(), Role.AUDITOR))
+    elsewhere = api_client_as(member_of(ResourceGroupFactory(), Role.AUDITOR))
 
     assert elsewhere.get(AGGREGATES, {"since": "2026-01-01T00:00:00Z"}).json()["results"] == []
 
@@ -448,7 +434,7 @@ def test_owners_admins_and_auditors_read_their_groups_trail_and_developers_and_v
     mine = audit_event(group)
     elsewhere = audit_event(ResourceGroupFactory())
     audit_event(None, action="provider.create", target_type="provider")
-    client = client_as(member_user(group, role))
+    client = api_client_as(member_of(group, role))
 
     if sees:
         assert audit_ids(client.get(AUDIT)) == {mine.pk}
@@ -461,10 +447,10 @@ def test_owners_admins_and_auditors_read_their_groups_trail_and_developers_and_v
 def test_instance_wide_events_are_for_platform_admins_and_superusers_only(group):
     instance_wide = audit_event(None, action="model.update", target_type="model")
     other = audit_event(ResourceGroupFactory())
-    auditor = client_as(member_user(group, Role.AUDITOR))
-    platform_admin = client_as(UserFactory(is_staff=True))
-    superuser = client_as(UserFactory(is_superuser=True))
-    outsider = client_as(UserFactory())
+    auditor = api_client_as(member_of(group, Role.AUDITOR))
+    platform_admin = api_client_as(UserFactory(is_staff=True))
+    superuser = api_client_as(UserFactory(is_superuser=True))
+    outsider = api_client_as(UserFactory())
 
     assert audit_ids(auditor.get(AUDIT)) == set()
     assert auditor.get(f"{AUDIT}/{instance_wide.pk}").status_code == 404
@@ -489,7 +475,7 @@ def test_an_audit_event_shows_who_when_what_before_and_after(group):
         ip_address="203.0.113.9",
     )
 
-    body = client_as(member_user(group, Role.AUDITOR)).get(f"{AUDIT}/{shown.pk}").json()
+    body = api_client_as(member_of(group, Role.AUDITOR)).get(f"{AUDIT}/{shown.pk}").json()
 
     assert body == {
         "id": shown.pk,
@@ -517,7 +503,7 @@ def test_each_audit_filter_narrows_the_trail(group):
     by_actor = audit_event(group, actor=actor, created_at=DAY_ONE)
     created = audit_event(group, action="api_key.create", target_type="api_key", target_id="7", created_at=DAY_TWO)
     elsewhere = audit_event(second_group, created_at=DAY_TWO + timedelta(hours=1))
-    client = client_as(auditor)
+    client = api_client_as(auditor)
 
     assert audit_ids(client.get(AUDIT, {"resource_group": second_group.pk})) == {elsewhere.pk}
     assert audit_ids(client.get(AUDIT, {"actor": actor.pk})) == {by_actor.pk}
@@ -533,7 +519,7 @@ def test_each_audit_filter_narrows_the_trail(group):
 
 def test_the_audit_trail_pages_newest_first(group):
     events = [audit_event(group, created_at=DAY_ONE + timedelta(minutes=i % 3)) for i in range(5)]
-    client = client_as(member_user(group, Role.AUDITOR))
+    client = api_client_as(member_of(group, Role.AUDITOR))
     expected = [e.pk for e in sorted(events, key=lambda e: (e.created_at, e.pk), reverse=True)]
 
     first = client.get(AUDIT, {"page_size": 2}).json()
@@ -547,7 +533,7 @@ def test_the_audit_trail_pages_newest_first(group):
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
 def test_nobody_can_change_the_audit_trail(group, method):
     shown = audit_event(group)
-    owner = client_as(member_user(group, Role.OWNER))
+    owner = api_client_as(member_of(group, Role.OWNER))
 
     assert getattr(owner, method)(AUDIT, {}, format="json").status_code == 405
     assert getattr(owner, method)(f"{AUDIT}/{shown.pk}", {}, format="json").status_code == 405
@@ -564,14 +550,14 @@ def query_count(client, url: str, params: dict) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    fresh = client_as(get_user_model().objects.get(pk=client.handler._force_user.pk))
+    fresh = api_client_as(get_user_model().objects.get(pk=client.handler._force_user.pk))
     with CaptureQueriesContext(connection) as queries:
         assert fresh.get(url, params).status_code == 200
     return len(queries)
 
 
 def test_the_lists_and_aggregates_read_a_fixed_number_of_queries_whatever_the_rows(group, api_key, developer):
-    auditor = client_as(member_user(group, Role.AUDITOR))
+    auditor = api_client_as(member_of(group, Role.AUDITOR))
     window = {"since": "2026-01-01T00:00:00Z", "group_by": "api_key"}
     event(api_key)
     audit_event(group)
