@@ -32,7 +32,7 @@ from keys.services import api_key_mark_used
 from keys.tokens import hash_secret
 from quotas import estimate as estimating
 from quotas.counters import make_counters, units_to_usd
-from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded
+from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded, LimitRule
 from quotas.periods import window_end, window_start
 from usage.recorder import UsageRecorder
 
@@ -242,27 +242,7 @@ class ProxyApp:
         now = _now()
         key = await self._authenticate(scope, now)
         used = await self.limits.usage_of(key.limits, now)
-        limits = []
-        for rule, value in zip(key.limits, used, strict=True):
-            money = rule.kind == "spend"
-            item: dict[str, Any] = {
-                "type": {"tokens": "token_quota", "spend": "spend_budget", "tpm": "tpm", "rpm": "rpm"}[rule.kind],
-                "level": rule.level,
-                "limit": float(units_to_usd(rule.limit)) if money else rule.limit,
-                "used": float(units_to_usd(value)) if money else value,
-                "remaining": float(units_to_usd(max(rule.limit - value, 0))) if money else max(rule.limit - value, 0),
-                "unit": "usd" if money else ("requests" if rule.kind == "rpm" else "tokens"),
-                "refreshPeriod": rule.period,
-                "mode": "hard" if rule.hard or rule.kind in ("tpm", "rpm") else "soft",
-            }
-            if rule.period == MINUTE:
-                start = now.replace(second=0, microsecond=0)
-                item["windowStart"], item["resetsAt"] = _iso(start), _iso(start.replace(second=0) + _ONE_MINUTE)
-            else:
-                end = window_end(rule.period, now)  # None: a lifetime limit never resets
-                item["windowStart"] = _iso(window_start(rule.period, now)) if end else None
-                item["resetsAt"] = _iso(end) if end else None
-            limits.append(item)
+        limits = [_limit_report(rule, value, now) for rule, value in zip(key.limits, used, strict=True)]
         payload = {
             "id": key.key_id,
             "quotaEntityId": f"api_key_id_{key.key_id}",
@@ -292,7 +272,6 @@ class ProxyApp:
         if entity != f"api_key_id_{key.key_id}" or budget is None:
             await _send_bytes(send, 404, orjson.dumps({"error": "Quota not found"}), headers)
             return
-        from quotas.engine import LimitRule
         from quotas.models import Level
 
         rule = LimitRule("spend", Level.API_KEY, key.key_id, 0, budget.refresh_period)
@@ -308,61 +287,46 @@ class ProxyApp:
         await _send_bytes(send, 200, orjson.dumps(payload), headers)
 
     async def _chat(self, scope, receive, send, request_id: str, base_headers) -> None:
+        """POST /v1/chat/completions. The steps, in order: authenticate the key, read and check
+        the body, resolve the model, estimate the request (only when a limit needs it), admit it
+        against the limits, forward it upstream, then answer whole or relay the stream, and
+        settle and meter it (`_finish`). The awaits are these and no more."""
         started = time.perf_counter()
         now = _now()
         key = await self._authenticate(scope, now)
         body = await self._read_json(receive)
         route = await self._route(key, body.get("model"))
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise invalid_request("'messages' must be a non-empty array of messages.", param="messages")
+        messages = _chat_messages(body)
         stream = body.get("stream") is True
-        estimate = Estimate()
-        if key.needs_estimate:
-            estimate = Estimate.of(
-                estimating.prompt_tokens(messages),
-                estimating.max_output_tokens(body, route.max_output_tokens),
-                route.prices,
-            )
+        estimate = _estimate(key, body, messages, route)
         try:
             admission = await self.limits.admit(key, key.limits, now, estimate)
         except LimitExceeded as exceeded:
-            headers = {}
-            if exceeded.retry_after is not None:
-                headers["retry-after"] = str(exceeded.retry_after)
-            raise ProxyError(429, exceeded.code, exceeded.message, type=exceeded.type, headers=headers) from None
+            raise _over_limit(exceeded) from None
         base_headers = base_headers + [(k.encode(), v.encode()) for k, v in admission.rate_limit_headers().items()]
-
-        upstream_body = dict(body, model=route.upstream_model)
-        usage_hidden = False
-        if stream and not (body.get("stream_options") or {}).get("include_usage"):
-            upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-            usage_hidden = True
-
-        event = {
-            "request_id": request_id,
-            "created_at": now,
-            "resource_group_id": key.resource_group_id,
-            "gateway_id": key.gateway_id,
-            "api_key_id": key.key_id,
-            "api_key_name": key.key_name,
-            "endpoint": "chat.completions",
-            "model_requested": route.name,
-            "provider": route.provider_name,
-            "model_served": route.upstream_model,
-            "stream": stream,
-        }
-        meter = _Meter(event=event, admission=admission, started=started, prices=route.prices)
+        upstream_body, usage_hidden = _upstream_body(body, route, stream)
+        meter = _Meter(
+            event=_usage_event(request_id, now, key, route, stream),
+            admission=admission,
+            started=started,
+            prices=route.prices,
+        )
         try:
             answer = await self.clients[route.provider_kind].chat(route, upstream_body, stream)
         except UpstreamError as error:
-            self._finish(meter, None, 504 if error.timeout else 502, error_code=_code(error))
-            raise ProxyError(504 if error.timeout else 502, _code(error), str(error), type="upstream_error") from None
+            raise self._forward_failed(meter, error) from None
 
         if isinstance(answer, UpstreamResponse):
             await self._answer_whole(send, answer, meter, base_headers)
         else:
             await self._answer_stream(receive, send, answer, meter, base_headers, usage_hidden)
+
+    def _forward_failed(self, meter: _Meter, error: UpstreamError) -> ProxyError:
+        """Meter a request the provider did not answer (502, or 504 on a timeout) and give the
+        error to answer with."""
+        status, code = _upstream_failure(error)
+        self._finish(meter, None, status, error_code=code)
+        return ProxyError(status, code, str(error), type="upstream_error")
 
     async def _answer_whole(self, send, answer: UpstreamResponse, meter: _Meter, base_headers) -> None:
         meter.event["upstream_request_id"] = answer.upstream_request_id[:200]
@@ -388,22 +352,16 @@ class ProxyApp:
     async def _answer_stream(
         self, receive, send, answer: UpstreamStream, meter: _Meter, base_headers, usage_hidden: bool
     ) -> None:
-        event = meter.event
-        event["upstream_request_id"] = answer.upstream_request_id[:200]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    *base_headers,
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                ],
-            }
-        )
+        """Relay an SSE answer event by event as it arrives (until the client goes away; the
+        upstream is read to its end regardless, for its usage), then settle and meter it. The
+        usage chunk that we asked for (`usage_hidden`) is not passed on. Per event this loop does
+        no more than look for a `data:` payload and, in the rare event that mentions "usage",
+        parse it (`_usage_report`)."""
+        meter.event["upstream_request_id"] = answer.upstream_request_id[:200]
+        await send(_stream_start(base_headers))
         disconnect = _Disconnect(receive)
         usage: TokenUsage | None = None
-        first_token_at: float | None = None
+        first_token_at: float | None = None  # time.perf_counter() at the first data event
         status, error_code = 200, ""
         buffer = b""
         try:
@@ -412,34 +370,42 @@ class ProxyApp:
                 while (end := buffer.find(b"\n\n")) != -1:
                     raw_event, buffer = buffer[: end + 2], buffer[end + 2 :]
                     forward = True
-                    data = _sse_data(raw_event)
-                    if data is not None and data != b"[DONE]":
+                    data = _sse_payload(raw_event)
+                    if data is not None:
                         if first_token_at is None:
                             first_token_at = time.perf_counter()
                         if b'"usage"' in data:
-                            try:
-                                parsed = orjson.loads(data)
-                            except orjson.JSONDecodeError:
-                                parsed = None
-                            if isinstance(parsed, dict) and parsed.get("usage"):
-                                usage = usage_from_openai(parsed["usage"])
-                                forward = not (usage_hidden and not parsed.get("choices"))
+                            usage, forward = _usage_report(data, usage, usage_hidden)
                     if forward and not disconnect.happened:
                         await send({"type": "http.response.body", "body": raw_event, "more_body": True})
-            if buffer.strip() and not disconnect.happened:
+            if buffer.strip() and not disconnect.happened:  # an unterminated last event
                 await send({"type": "http.response.body", "body": buffer, "more_body": True})
         except UpstreamError as error:
-            status, error_code = (504 if error.timeout else 502), _code(error)
-            log.warning("stream %s broke off: %s", event["request_id"], error)
+            status, error_code = _upstream_failure(error)
+            log.warning("stream %s broke off: %s", meter.event["request_id"], error)
         finally:
             await answer.close()
             disconnect.stop()
-            event["client_disconnected"] = disconnect.happened
-            if first_token_at is not None:
-                event["time_to_first_token_ms"] = int((first_token_at - meter.started) * 1000)
-            # Usage that the provider reported is charged even if the stream broke off later.
-            self._finish(meter, usage, status if usage is None else 200, error_code=error_code)
+            self._finish_stream(meter, usage, first_token_at, status, error_code, disconnect.happened)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _finish_stream(
+        self,
+        meter: _Meter,
+        usage: TokenUsage | None,
+        first_token_at: float | None,
+        status: int,
+        error_code: str,
+        client_disconnected: bool,
+    ) -> None:
+        """Settle and meter a streamed answer: whether the client went away, the time to the first
+        token (ms, from `first_token_at`, a `time.perf_counter()` reading), then `_finish`."""
+        event = meter.event
+        event["client_disconnected"] = client_disconnected
+        if first_token_at is not None:
+            event["time_to_first_token_ms"] = int((first_token_at - meter.started) * 1000)
+        # Usage that the provider reported is charged even if the stream broke off later.
+        self._finish(meter, usage, status if usage is None else 200, error_code=error_code)
 
     # --- metering -----------------------------------------------------------------------------
 
@@ -474,16 +440,135 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _sse_data(raw_event: bytes) -> bytes | None:
-    """The `data:` payload of one SSE event, or None for comments and other fields."""
+def _limit_report(rule: LimitRule, value: int, now: datetime) -> dict[str, Any]:
+    """One limit of GET /v1/key: its limit, what is used and what remains in the current window
+    (USD for a spend budget, else tokens or requests; `value` in the counters' units), and the
+    window's start and reset (see `_limit_window`)."""
+    money = rule.kind == "spend"
+    starts_at, resets_at = _limit_window(rule, now)
+    return {
+        "type": {"tokens": "token_quota", "spend": "spend_budget", "tpm": "tpm", "rpm": "rpm"}[rule.kind],
+        "level": rule.level,
+        "limit": float(units_to_usd(rule.limit)) if money else rule.limit,
+        "used": float(units_to_usd(value)) if money else value,
+        "remaining": float(units_to_usd(max(rule.limit - value, 0))) if money else max(rule.limit - value, 0),
+        "unit": "usd" if money else ("requests" if rule.kind == "rpm" else "tokens"),
+        "refreshPeriod": rule.period,
+        "mode": "hard" if rule.hard or rule.kind in ("tpm", "rpm") else "soft",
+        "windowStart": starts_at,
+        "resetsAt": resets_at,
+    }
+
+
+def _limit_window(rule: LimitRule, now: datetime) -> tuple[str | None, str | None]:
+    """The start and the reset of `rule`'s window around `now` (ISO 8601 UTC); both None for a
+    lifetime limit, which never resets."""
+    if rule.period == MINUTE:
+        start = now.replace(second=0, microsecond=0)
+        return _iso(start), _iso(start.replace(second=0) + _ONE_MINUTE)
+    end = window_end(rule.period, now)  # None: a lifetime limit
+    if not end:
+        return None, None
+    return _iso(window_start(rule.period, now)), _iso(end)
+
+
+def _sse_payload(raw_event: bytes) -> bytes | None:
+    """The `data:` payload of one SSE event, or None for comments, other fields and the final
+    `[DONE]`."""
     for line in raw_event.split(b"\n"):
         if line.startswith(b"data:"):
-            return line[5:].strip()
+            data = line[5:].strip()
+            return None if data == b"[DONE]" else data
     return None
 
 
 def _code(error: UpstreamError) -> str:
     return "upstream_timeout" if error.timeout else "upstream_error"
+
+
+def _upstream_failure(error: UpstreamError) -> tuple[int, str]:
+    """Our status and error code for a provider that failed to answer: 504 on a timeout, else 502."""
+    return (504 if error.timeout else 502), _code(error)
+
+
+def _chat_messages(body: dict) -> list:
+    """The body's `messages`, checked to be a non-empty array."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid_request("'messages' must be a non-empty array of messages.", param="messages")
+    return messages
+
+
+def _estimate(key: KeyContext, body: dict, messages: list, route: ModelRoute) -> Estimate:
+    """What the request may cost (tokens, and USD at the route's prices), for the limits that
+    must admit it before it runs; a zero estimate when none of the key's limits needs one."""
+    if not key.needs_estimate:
+        return Estimate()
+    return Estimate.of(
+        estimating.prompt_tokens(messages),
+        estimating.max_output_tokens(body, route.max_output_tokens),
+        route.prices,
+    )
+
+
+def _over_limit(exceeded: LimitExceeded) -> ProxyError:
+    """The 429 for a request a limit refused, with `retry-after` (seconds) when it is known."""
+    headers = {}
+    if exceeded.retry_after is not None:
+        headers["retry-after"] = str(exceeded.retry_after)
+    return ProxyError(429, exceeded.code, exceeded.message, type=exceeded.type, headers=headers)
+
+
+def _upstream_body(body: dict, route: ModelRoute, stream: bool) -> tuple[dict, bool]:
+    """The body to send upstream (the route's upstream model), and whether we asked a stream
+    for its usage chunk ourselves (`stream_options.include_usage`), so that it is not passed on."""
+    upstream_body = dict(body, model=route.upstream_model)
+    if stream and not (body.get("stream_options") or {}).get("include_usage"):
+        upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return upstream_body, True
+    return upstream_body, False
+
+
+def _usage_event(request_id: str, now: datetime, key: KeyContext, route: ModelRoute, stream: bool) -> dict:
+    """A request's usage event as far as it is known before forwarding (`_finish` completes it)."""
+    return {
+        "request_id": request_id,
+        "created_at": now,
+        "resource_group_id": key.resource_group_id,
+        "gateway_id": key.gateway_id,
+        "api_key_id": key.key_id,
+        "api_key_name": key.key_name,
+        "endpoint": "chat.completions",
+        "model_requested": route.name,
+        "provider": route.provider_name,
+        "model_served": route.upstream_model,
+        "stream": stream,
+    }
+
+
+def _stream_start(base_headers) -> dict:
+    """The `http.response.start` message of a relayed stream (200, SSE, not cached)."""
+    return {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            *base_headers,
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+        ],
+    }
+
+
+def _usage_report(data: bytes, usage: TokenUsage | None, usage_hidden: bool) -> tuple[TokenUsage | None, bool]:
+    """For an SSE payload that mentions "usage": the usage it reports (else `usage`, unchanged),
+    and whether to pass the event on (not our own usage chunk, one without choices)."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return usage, True
+    if isinstance(parsed, dict) and parsed.get("usage"):
+        return usage_from_openai(parsed["usage"]), not (usage_hidden and not parsed.get("choices"))
+    return usage, True
 
 
 def _upstream_failure_status(upstream_status: int) -> tuple[int, str]:
