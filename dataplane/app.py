@@ -33,6 +33,7 @@ from keys.tokens import hash_secret
 from quotas import estimate as estimating
 from quotas.counters import make_counters, units_to_usd
 from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded, LimitRule
+from quotas.models import Level
 from quotas.periods import window_end, window_start
 from usage.recorder import UsageRecorder
 
@@ -272,8 +273,6 @@ class ProxyApp:
         if entity != f"api_key_id_{key.key_id}" or budget is None:
             await _send_bytes(send, 404, orjson.dumps({"error": "Quota not found"}), headers)
             return
-        from quotas.models import Level
-
         rule = LimitRule("spend", Level.API_KEY, key.key_id, 0, budget.refresh_period)
         (spent,) = await self.limits.usage_of((rule,), now)
         payload = {
