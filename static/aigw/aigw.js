@@ -217,6 +217,13 @@
     }
   }, true);
 
+  // Under our Content-Security-Policy no style attribute may be set, so htmx must not copy one
+  // from an old element to its replacement while settling (tools such as Playwright's
+  // screenshots leave style="" on inputs, and copying it is a CSP violation).
+  if (typeof htmx !== "undefined") {
+    htmx.config.attributesToSettle = htmx.config.attributesToSettle.filter(function (name) { return name !== "style"; });
+  }
+
   // A form marked data-inline-errors gets its 400 answer swapped in like a 200: the server sends
   // the fragment back with the errors inline (htmx leaves 4xx answers out by default).
   document.addEventListener("htmx:beforeSwap", function (event) {

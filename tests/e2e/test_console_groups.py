@@ -1,7 +1,8 @@
 """Resource groups, members, providers and models in a real browser (Debian's Chromium through
 Playwright) against a live aigw server: an owner creates a group, adds a member and changes
 their role; an admin adds a provider, tests its connection and adds a model; each with one
-invalid input; an auditor sees none of the buttons. Screenshots 30 to 36 go to docs/screenshots/."""
+invalid input; an auditor sees none of the buttons. Their changes are htmx swaps (no page load).
+Screenshots 30 to 36 go to docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ from tests.e2e.test_console_create_gateway import screenshot, sign_in
 from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
 
 pytestmark = pytest.mark.browser
+
+
+def stay_on_this_page(page) -> None:
+    """Mark the loaded page; `assert_no_page_load` fails if a full page load has replaced it."""
+    page.evaluate("window.aigwSamePage = true")
+
+
+def assert_no_page_load(page) -> None:
+    assert page.evaluate("window.aigwSamePage === true"), "a full page load happened (no htmx swap)"
 
 
 def test_an_owner_creates_a_group_and_manages_its_members(live, page):
@@ -32,6 +42,7 @@ def test_an_owner_creates_a_group_and_manages_its_members(live, page):
     dialog.get_by_role("button", name="Create").click()
     expect(page.get_by_role("heading", name="support-team")).to_be_visible()
     expect(page.locator(".toast")).to_contain_text("you are its owner")
+    stay_on_this_page(page)
 
     invite = page.get_by_role("form", name="Add a member")
     invite.get_by_label("Add a member").fill("nobody@example.com")
@@ -48,6 +59,7 @@ def test_an_owner_creates_a_group_and_manages_its_members(live, page):
     grace.get_by_label("Role of grace").select_option("admin")
     grace.get_by_role("button", name="Save").click()
     expect(page.locator('tr[data-member="grace"]').get_by_label("Role of grace")).to_have_value("admin")
+    expect(page.locator(".toast", has_text="grace is now admin.")).to_be_visible()
     # The last owner cannot step down.
     ada = page.locator('tr[data-member="ada"]')
     ada.get_by_label("Role of ada").select_option("viewer")
@@ -58,6 +70,18 @@ def test_an_owner_creates_a_group_and_manages_its_members(live, page):
     page.on("dialog", lambda confirm: confirm.accept())
     page.locator('tr[data-member="grace"]').get_by_role("button", name="Remove grace").click()
     expect(page.locator('tr[data-member="grace"]')).to_have_count(0)
+
+    page.get_by_role("button", name="Rename").click()
+    dialog = page.get_by_role("dialog", name="Rename resource group")
+    dialog.get_by_label("Name").fill("")
+    dialog.get_by_role("button", name="Rename").click()
+    expect(dialog.get_by_text("Enter a name for the group.")).to_be_visible()
+    dialog.get_by_label("Name").fill("support")
+    dialog.get_by_role("button", name="Rename").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("heading", name="support", exact=True)).to_be_visible()
+    expect(page).to_have_title("support · aigw")
+    assert_no_page_load(page)  # every change above was an htmx swap
     page.get_by_role("banner").get_by_role("link", name="Resource groups").click()
     screenshot(page, "30-groups.png")
 
@@ -84,6 +108,7 @@ def test_a_platform_admin_adds_a_provider_tests_it_and_adds_a_model(live, page, 
     assert "sk-never-shown" not in page.content()
     assert Provider.objects.get(name="openai-prod").get_credential() == "sk-never-shown"
 
+    stay_on_this_page(page)
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("[data-connection]")).to_contain_text("Could not connect")
 
@@ -103,6 +128,9 @@ def test_a_platform_admin_adds_a_provider_tests_it_and_adds_a_model(live, page, 
     expect(row).to_contain_text("0.15")
     expect(row).to_contain_text("genai-prices")
     assert Model.objects.get(name="gpt-4o-mini").price_source == Model.PriceSource.GENAI_PRICES
+    expect(page.get_by_role("dialog", name="Add model")).to_be_hidden()
+    expect(page.locator(".toast", has_text="Model gpt-4o-mini added")).to_be_visible()
+    assert_no_page_load(page)
     screenshot(page, "35-provider-models.png")
     page.get_by_role("banner").get_by_role("link", name="Providers").click()
     screenshot(page, "33-providers.png")

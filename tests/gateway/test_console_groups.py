@@ -392,6 +392,7 @@ def test_with_htmx_a_platform_admin_adds_edits_and_deletes_models_in_the_models_
     bad = client.post(edit_url, {"upstream_model": "gpt-4o-mini", "output_price_per_mtok": "-3"}, headers=HTMX)
     assert bad.status_code == 400 and "Output: A price cannot be negative." in fragment_of(bad)
     assert '<details class="model-edit" open>' in bad.content.decode()  # the row's form stays open
+    assert 'name="output_price_per_mtok" value="-3" aria-invalid="true"' in bad.content.decode()  # as typed
     edited = client.post(edit_url, {"upstream_model": "gpt-4o-mini", "input_price_per_mtok": "0.2"}, headers=HTMX)
     assert edited.status_code == 200 and toast_of(edited) == "Model gpt-4o-mini saved."
     assert 'id="provider-models"' in fragment_of(edited)
