@@ -40,7 +40,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from gateway.models import Gateway, Membership, ResourceGroup, Role  # noqa: E402
-from gateway.services import gateway_create  # noqa: E402
+from gateway.setup import gateway_create  # noqa: E402
 from keys.services import api_key_create  # noqa: E402
 from usage.jobs import rollup_usage  # noqa: E402
 from usage.models import UsageEvent, UsageRollup, UsageRollupDirtyHour  # noqa: E402

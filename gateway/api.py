@@ -41,7 +41,8 @@ from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from core.permissions import Action, User, can_change_api_key, gateways_for, groups_for, require
 from gateway.models import Gateway, GatewayStatus, Model
-from gateway.services import gateway_create, gateway_delete, gateway_duplicate, gateway_update
+from gateway.services import gateway_delete, gateway_update
+from gateway.setup import gateway_create, gateway_duplicate
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from keys.filters import ApiKeyFilterSet
 from keys.models import ApiKey, ApiKeyStatus

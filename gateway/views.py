@@ -33,8 +33,8 @@ from gateway.forms import (
     TokenQuotaForm,
 )
 from gateway.models import Gateway, Model
-from gateway.services import gateway_create as create_gateway
 from gateway.services import gateway_update
+from gateway.setup import gateway_create as create_gateway
 from keys.models import ApiKey, ApiKeyStatus
 from keys.selectors import api_keys_for
 from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota

@@ -40,7 +40,8 @@ from gateway.forms_dialogs import (
     ManageExpirationForm,
 )
 from gateway.models import Gateway, GatewayStatus
-from gateway.services import copy_name, gateway_delete, gateway_duplicate, gateway_update
+from gateway.services import copy_name, gateway_delete, gateway_update
+from gateway.setup import gateway_duplicate
 from gateway.views import (
     KeyRow,
     gateway_to_manage,
@@ -176,7 +177,7 @@ def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Duplicate: the same configuration under a new name, with a new API key shown once
-    (`gateway.services.gateway_duplicate`)."""
+    (`gateway.setup.gateway_duplicate`)."""
     gateway = gateway_to_manage(request, pk)
     if request.method == "POST":
         form = DuplicateForm(request.POST)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_create
 from quotas.models import RateLimit, RefreshPeriod, SpendBudget

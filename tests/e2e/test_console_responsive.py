@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from tests.e2e.test_console_create_gateway import screenshot, sign_in
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
 from tests.support.live_server import LiveServer

@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from gateway.pricing import Prices
-from gateway.services import gateway_create, model_create, provider_create
+from gateway.services import model_create, provider_create
+from gateway.setup import gateway_create
 from quotas.models import LimitMode
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 from tests.factories import ResourceGroupFactory

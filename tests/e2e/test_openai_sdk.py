@@ -11,7 +11,8 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from gateway.pricing import Prices
-from gateway.services import gateway_create, model_create, provider_create
+from gateway.services import model_create, provider_create
+from gateway.setup import gateway_create
 from tests.conftest import wait_for_usage_event
 from tests.factories import ResourceGroupFactory
 from tests.support.fake_upstream import FAKE_ANSWER, FAKE_REQUEST_ID, FAKE_USAGE

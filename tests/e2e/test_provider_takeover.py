@@ -14,7 +14,8 @@ import pytest
 from openai import OpenAI
 
 from gateway.models import Provider
-from gateway.services import gateway_create, model_create, provider_create
+from gateway.services import model_create, provider_create
+from gateway.setup import gateway_create
 from keys.services import api_token_create
 from tests.factories import ResourceGroupFactory, UserFactory
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from core.templatetags.aigw import usd
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.services import api_key_create
 from quotas.models import RefreshPeriod
 from quotas.services import spend_budget_create

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from core.audit import audit_actor
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from quotas.models import RefreshPeriod
 from quotas.services import spend_budget_create, spend_budget_update
 from tests.e2e.test_console_create_gateway import screenshot, sign_in

@@ -11,7 +11,7 @@ import time_machine
 from rest_framework.test import APIClient
 
 from gateway.models import Gateway, Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke
 from quotas.models import RefreshPeriod

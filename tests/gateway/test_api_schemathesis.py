@@ -12,7 +12,8 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
-from gateway.services import gateway_create, resource_group_create
+from gateway.services import resource_group_create
+from gateway.setup import gateway_create
 from keys.services import api_token_create
 from tests.factories import UserFactory
 

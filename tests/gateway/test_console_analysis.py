@@ -11,7 +11,7 @@ import pytest
 import time_machine
 
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

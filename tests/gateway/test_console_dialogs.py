@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from gateway.models import Gateway, GatewayStatus, Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke
 from keys.tokens import hash_secret

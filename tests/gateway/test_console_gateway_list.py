@@ -11,7 +11,8 @@ import pytest
 import time_machine
 
 from gateway.models import GatewayStatus, Membership, Role
-from gateway.services import gateway_create, gateway_update
+from gateway.services import gateway_update
+from gateway.setup import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,8 @@ import pytest
 
 from core.models import AuditEvent
 from gateway.models import Membership, Model, Provider, ProviderKind, Role
-from gateway.services import gateway_create, provider_create
+from gateway.services import provider_create
+from gateway.setup import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

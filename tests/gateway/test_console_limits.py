@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from core.errors import ValidationFailed
 from gateway.models import Gateway, Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.services import api_key_create
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.services import rate_limit_set, spend_budget_archive, spend_budget_create, token_quota_set
@@ -476,7 +476,7 @@ def test_the_gateway_is_not_created_when_its_limits_cannot_be_set(client, group,
     def refuse(**kwargs):
         raise ValidationFailed({"tokens_per_minute": "Must be a positive whole number."})
 
-    monkeypatch.setattr("gateway.services.rate_limit_set", refuse)
+    monkeypatch.setattr("gateway.setup.rate_limit_set", refuse)
     client.force_login(member_of(group, Role.OWNER))
 
     response = client.post(

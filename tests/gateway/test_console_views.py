@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from gateway.models import Gateway, Model, Role
-from gateway.services import gateway_create, mock_provider_ensure
+from gateway.services import mock_provider_ensure
+from gateway.setup import gateway_create
 from keys.models import ApiKey
 from keys.tokens import hash_secret
 from quotas.models import TokenQuota

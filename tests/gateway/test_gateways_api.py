@@ -13,7 +13,8 @@ import time_machine
 from rest_framework.test import APIClient
 
 from gateway.models import Gateway, GatewayStatus, Model, Role
-from gateway.services import gateway_create, mock_provider_ensure
+from gateway.services import mock_provider_ensure
+from gateway.setup import gateway_create
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_token_create
 from keys.tokens import hash_secret

@@ -12,7 +12,8 @@ from django.db import connection
 
 from core.models import AuditEvent
 from gateway.models import Membership, Model, Provider, ProviderKind, ResourceGroup, Role
-from gateway.services import gateway_create, membership_set
+from gateway.services import membership_set
+from gateway.setup import gateway_create
 from tests.factories import ResourceGroupFactory, UserFactory
 from tests.support.people import api_client_as, member_of
 

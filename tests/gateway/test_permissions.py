@@ -7,7 +7,8 @@ import pytest
 
 from core.permissions import Action, Role, can, forget_roles, policy_for
 from gateway.models import Gateway, Model, Provider, ResourceGroup
-from gateway.services import gateway_create, membership_set
+from gateway.services import membership_set
+from gateway.setup import gateway_create
 from keys.models import ApiKey
 from quotas.models import TokenQuota
 from quotas.services import token_quota_set

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.filters import ApiKeyFilterSet
 from keys.models import ApiKey
 from keys.selectors import api_keys_for

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiKey
 from keys.tokens import hash_secret
 from tests.factories import ResourceGroupFactory

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiToken
 from keys.services import api_token_create, api_token_revoke
 from keys.tokens import hash_secret

@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.scheduler import start_in_process_jobs
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_create, api_key_revoke
 from quotas.counters import counter_name, usd_to_units, window_tag

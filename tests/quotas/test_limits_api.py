@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from core.models import AuditEvent
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.models import ApiKeyStatus, SuspendedReason
 from quotas.models import RateLimit, SpendBudget, TokenQuota
 from tests.factories import MembershipFactory, UsageEventFactory, UserFactory

@@ -12,7 +12,8 @@ import time_machine
 
 from gateway.models import Gateway
 from gateway.pricing import Prices
-from gateway.services import gateway_create, model_create, provider_create
+from gateway.services import model_create, provider_create
+from gateway.setup import gateway_create
 from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import rate_limit_set, spend_budget_create, spend_budget_update, token_quota_set
 from tests.factories import ResourceGroupFactory

@@ -14,7 +14,7 @@ import time_machine
 from rest_framework.test import APIClient
 
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from quotas.models import LimitMode, RefreshPeriod, SpendBudget
 from quotas.services import spend_budget_archive, spend_budget_create
 from tests.factories import MembershipFactory, UsageEventFactory, UserFactory

@@ -15,7 +15,7 @@ from django.urls import reverse
 from core.audit import audit_actor
 from core.models import AuditEvent
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.services import api_key_create, api_keys_mark_expired
 from quotas.services import api_keys_suspend_for_token_quota
 from tests.support.people import api_client_with_token, member_of

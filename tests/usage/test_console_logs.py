@@ -12,7 +12,8 @@ import pytest
 
 from core.audit import audit_actor
 from gateway.models import Role
-from gateway.services import gateway_create, gateway_update
+from gateway.services import gateway_update
+from gateway.setup import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core.models import AuditEvent
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 from tests.support.people import api_client_as, member_of
 

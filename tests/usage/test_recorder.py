@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from tests.factories import ResourceGroupFactory
 from usage.models import UsageEvent
 from usage.recorder import UsageRecorder, recover

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.services import api_key_create
 from tests.factories import ResourceGroupFactory
 from usage import jobs, rollups

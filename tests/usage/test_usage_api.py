@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from core.models import AuditEvent
 from gateway.models import Role
-from gateway.services import gateway_create
+from gateway.setup import gateway_create
 from keys.services import api_key_create, api_token_create
 from tests.factories import MembershipFactory, ResourceGroupFactory, UsageEventFactory, UserFactory
 from tests.support.people import api_client_as, member_of

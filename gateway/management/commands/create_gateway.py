@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.models import Gateway, ResourceGroup
-from gateway.services import gateway_create, mock_provider_ensure, resource_group_create
+from gateway.services import mock_provider_ensure, resource_group_create
+from gateway.setup import gateway_create
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 
 

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway.models import Gateway, Membership, ResourceGroup, Role
-from gateway.services import gateway_create, mock_provider_ensure
+from gateway.services import mock_provider_ensure
+from gateway.setup import gateway_create
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke
 from quotas.models import RefreshPeriod, SpendBudget
