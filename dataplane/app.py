@@ -26,6 +26,7 @@ from dataplane.providers.openai import OpenAICompatibleClient
 from dataplane.registry import KeyContext, ModelRoute, Registry
 from dataplane.throttle import InvalidKeyThrottle
 from dataplane.usage import usage_from_openai
+from dataplane.validation import check_chat_body
 from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_mark_used
@@ -295,7 +296,7 @@ class ProxyApp:
         key = await self._authenticate(scope, now)
         body = await self._read_json(receive)
         route = await self._route(key, body.get("model"))
-        messages = _chat_messages(body)
+        messages = check_chat_body(body)
         stream = body.get("stream") is True
         estimate = _estimate(key, body, messages, route)
         try:
@@ -488,14 +489,6 @@ def _code(error: UpstreamError) -> str:
 def _upstream_failure(error: UpstreamError) -> tuple[int, str]:
     """Our status and error code for a provider that failed to answer: 504 on a timeout, else 502."""
     return (504 if error.timeout else 502), _code(error)
-
-
-def _chat_messages(body: dict) -> list:
-    """The body's `messages`, checked to be a non-empty array."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid_request("'messages' must be a non-empty array of messages.", param="messages")
-    return messages
 
 
 def _estimate(key: KeyContext, body: dict, messages: list, route: ModelRoute) -> Estimate:

@@ -23,14 +23,27 @@ def _encoding():
     return bpe_openai.get_encoding("o200k_base")
 
 
+# o200k's encoder refuses megabytes without a split point ("Input too long to encode safely");
+# such a text is encoded in pieces of this many characters.
+ENCODE_PIECE_CHARS = 100_000
+
+
 def count_tokens(text: str) -> int:
-    """Tokens of `text` in o200k_base."""
-    return len(_encoding().encode_ordinary(text)) if text else 0
+    """Tokens of `text` in o200k_base (`len(encode(text))`); never raises."""
+    return len(encode(text)) if text else 0
 
 
 def encode(text: str) -> list[int]:
-    """The o200k_base tokens of `text`."""
-    return _encoding().encode_ordinary(text)
+    """The o200k_base tokens of `text`; never raises. A text the encoder refuses as too long
+    is encoded in pieces of ENCODE_PIECE_CHARS characters, which splits at most one token per
+    piece boundary (a count within a few tokens per 100,000 characters of the whole)."""
+    try:
+        return _encoding().encode_ordinary(text)
+    except ValueError:
+        tokens: list[int] = []
+        for start in range(0, len(text), ENCODE_PIECE_CHARS):
+            tokens.extend(_encoding().encode_ordinary(text[start : start + ENCODE_PIECE_CHARS]))
+        return tokens
 
 
 def decode_one(token: int) -> str:

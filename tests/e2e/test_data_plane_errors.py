@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from gateway.models import GatewayStatus, Model
 from gateway.pricing import Prices
-from gateway.services import gateway_create, model_create, provider_create
+from gateway.services import model_create, provider_create
+from gateway.setup import gateway_create
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from keys.services import api_key_revoke
 from quotas.services import token_quota_set
@@ -153,7 +154,7 @@ def test_bad_bodies_are_400_invalid_request_error_and_a_huge_one_is_413(live):
     assert missing_model["param"] == "model"
     no_messages = assert_error(post(live, {"model": "mock/echo"}, secret=secret), 400, "invalid_request_error")
     assert no_messages["param"] == "messages"
-    huge = {**CHAT, "messages": [{"role": "user", "content": "x" * (65 * 1024)}]}  # server limit: 64 KiB
+    huge = {**CHAT, "messages": [{"role": "user", "content": "x" * (4 * 1024 * 1024)}]}  # server limit: 4 MiB
     assert_error(post(live, huge, secret=secret), 413, "invalid_request_error")
 
 
