@@ -16,7 +16,12 @@ from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, Toke
 
 BUDGET_EXISTS = "A spend budget exists for this owner; change it, or restore it if it was removed."
 MINIMUM_BUDGET_USD = Decimal(1)
-MAXIMUM_BUDGET_USD = Decimal(10**10)  # SpendBudget.limit_usd holds 10 digits before the point
+# The counters hold spend in integer units of 1e-10 USD and add them in Redis' Lua, whose
+# numbers are doubles: exact up to 2**53 units, $900,719.925… So a budget is at most $900,000,
+# and every amount up to it is counted to the last 1e-10 USD (docs/limits.md, "Exactness").
+MAXIMUM_BUDGET_USD = Decimal(900_000)
+# Token quotas, TPM and RPM: integers, exact in the same doubles far beyond this.
+MAXIMUM_TOKENS = 10**15
 
 
 class BudgetExists(Conflict):
@@ -92,8 +97,10 @@ def token_quota_set(
         TokenQuota.objects.filter(**owner).delete()
         quota = None
     else:
-        if limit_tokens <= 0:
+        if not isinstance(limit_tokens, int) or limit_tokens <= 0:
             raise ValidationFailed({"limit_tokens": "A token quota must be a positive number of tokens."})
+        if limit_tokens > MAXIMUM_TOKENS:
+            raise ValidationFailed({"limit_tokens": f"A token quota is at most {MAXIMUM_TOKENS:,} tokens."})
         _check_choice("refresh_period", refresh_period, RefreshPeriod)
         _check_choice("mode", mode, LimitMode)
         quota, _ = TokenQuota.objects.update_or_create(
@@ -160,8 +167,10 @@ def _usd(value) -> Decimal:
         raise ValidationFailed({"limit_usd": "Must be a number of US dollars."}) from None
     if not amount.is_finite() or amount < MINIMUM_BUDGET_USD:
         raise ValidationFailed({"limit_usd": f"Must be at least {MINIMUM_BUDGET_USD} USD."})
-    if amount >= MAXIMUM_BUDGET_USD:
-        raise ValidationFailed({"limit_usd": f"Must be below {MAXIMUM_BUDGET_USD:,} USD."})
+    if amount > MAXIMUM_BUDGET_USD:
+        raise ValidationFailed(
+            {"limit_usd": f"Must be at most {MAXIMUM_BUDGET_USD:,} USD, the most aigw counts exactly to 1e-10 USD."}
+        )
     if amount != amount.quantize(Decimal("0.0001")):
         raise ValidationFailed({"limit_usd": "Use at most 4 decimal places."})
     return amount
@@ -300,6 +309,8 @@ def rate_limit_set(
     for field, value in (("tokens_per_minute", tokens_per_minute), ("requests_per_minute", requests_per_minute)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise ValidationFailed({field: "Must be a positive whole number."})
+        if value is not None and value > MAXIMUM_TOKENS:
+            raise ValidationFailed({field: f"Must be at most {MAXIMUM_TOKENS:,} per minute."})
     before = audit_snapshot(RateLimit.objects.filter(**owner).first(), RATE_LIMIT_FIELDS)
     limit: RateLimit | None = None
     if tokens_per_minute is None and requests_per_minute is None:
