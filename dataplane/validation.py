@@ -173,12 +173,21 @@ def _tools(body: dict) -> None:
         if not isinstance(tools, list):
             raise _bad("tools", f"'tools' must be an array, not {_type_name(tools)}.")
         for index, tool in enumerate(tools):
-            at = f"tools[{index}]"
-            function = tool.get("function") if isinstance(tool, dict) else None
-            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-                raise _bad(at, f"'{at}' must be an object with a 'function' that has a 'name'.")
-            if "parameters" in function and not isinstance(function["parameters"], dict):
-                raise _bad(f"{at}.function.parameters", f"'{at}.function.parameters' must be an object.")
+            _tool(tool, f"tools[{index}]")
     choice = body.get("tool_choice")
     if choice is not None and not isinstance(choice, (str, dict)):
         raise _bad("tool_choice", "'tool_choice' must be a string or an object.")
+
+
+def _tool(tool: Any, at: str) -> None:
+    """A `function` tool needs a function with a name (and object parameters); a tool of another
+    type (`custom`, providers' own) needs only its `type`."""
+    if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+        raise _bad(f"{at}.type", f"'{at}' must be an object with a 'type'.")
+    if tool["type"] != "function":
+        return
+    function = tool.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise _bad(f"{at}.function", f"'{at}.function' must be an object with a 'name'.")
+    if "parameters" in function and not isinstance(function["parameters"], dict):
+        raise _bad(f"{at}.function.parameters", f"'{at}.function.parameters' must be an object.")

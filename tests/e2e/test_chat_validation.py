@@ -128,3 +128,10 @@ def test_no_generated_body_gets_a_5xx(live, limited_secret, body):
     if response.status_code == 400:
         error = response.json()["error"]
         assert error["type"] == "invalid_request_error" and error["message"]
+
+
+def test_a_function_tool_without_a_name_is_400_and_a_well_formed_one_is_served(live, limited_secret):
+    nameless = {**CHAT, "tools": [{"type": "function", "function": {"parameters": {}}}]}
+    assert_bad_param(post(live, limited_secret, nameless), "tools[0].function")
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    assert post(live, limited_secret, {**CHAT, "tools": [tool]}).status_code == 200
