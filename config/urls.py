@@ -44,6 +44,7 @@ urlpatterns = [
     path("", include("usage.urls")),
     path("api/v1/", include("quotas.urls_api")),
     path("api/v1/", include("gateway.urls_api")),
+    path("api/v1/", include("keys.urls_api")),
     path("api/v1/", include("gateway.urls_api_groups")),
     path("api/v1/", include("usage.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
