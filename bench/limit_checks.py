@@ -46,7 +46,7 @@ async def main(rounds: int) -> None:
         LimitRule("tokens", "api_key", 1, 10**15, "daily", hard=True),
         LimitRule("spend", "api_key", 1, 10**15, "monthly", hard=True),
     )
-    estimate = Estimate.of(12, 7, Prices(input=Decimal(1), output=Decimal(2)))
+    estimate = Estimate.of(12, 120, 7, Prices(input=Decimal(1), output=Decimal(2)))
     usage = TokenUsage(input_tokens=12, output_tokens=7)
     for name in [engine._check(r, datetime.now(UTC), estimate).name for r in rules[2:]]:
         await counters.seed(name, 0, 3600)

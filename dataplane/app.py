@@ -304,7 +304,8 @@ class ProxyApp:
         except LimitExceeded as exceeded:
             raise _over_limit(exceeded) from None
         base_headers = base_headers + [(k.encode(), v.encode()) for k, v in admission.rate_limit_headers().items()]
-        upstream_body, usage_hidden = _upstream_body(body, route, stream)
+        output_cap = estimating.max_output_tokens(body, route.max_output_tokens) if key.has_hard_limit else None
+        upstream_body, usage_hidden = _upstream_body(body, route, stream, output_cap)
         meter = _Meter(
             event=_usage_event(request_id, now, key, route, stream),
             admission=admission,
@@ -492,15 +493,23 @@ def _upstream_failure(error: UpstreamError) -> tuple[int, str]:
 
 
 def _estimate(key: KeyContext, body: dict, messages: list, route: ModelRoute) -> Estimate:
-    """What the request may cost (tokens, and USD at the route's prices), for the limits that
-    must admit it before it runs; a zero estimate when none of the key's limits needs one."""
+    """What the request may use (tokens, and USD at the route's prices), for the limits that
+    must admit it before it runs: the prompt estimate for TPM, and for hard limits the bound
+    (`quotas.estimate.prompt_bound` + `output_bound`); zero when none of the key's limits needs one.
+
+    Raises:
+        ProxyError: 400 naming the `param` that a hard limit cannot bound (a file part).
+    """
     if not key.needs_estimate:
         return Estimate()
-    return Estimate.of(
-        estimating.prompt_tokens(messages),
-        estimating.max_output_tokens(body, route.max_output_tokens),
-        route.prices,
-    )
+    prompt_bound = output_bound = 0
+    if key.has_hard_limit:
+        try:
+            prompt_bound = estimating.prompt_bound(body)
+        except estimating.Unbounded as unbounded:
+            raise ProxyError(400, "unsupported_for_hard_limits", str(unbounded), param=unbounded.param) from None
+        output_bound = estimating.output_bound(body, route.max_output_tokens)
+    return Estimate.of(estimating.prompt_tokens(messages), prompt_bound, output_bound, route.prices)
 
 
 def _over_limit(exceeded: LimitExceeded) -> ProxyError:
@@ -511,10 +520,19 @@ def _over_limit(exceeded: LimitExceeded) -> ProxyError:
     return ProxyError(429, exceeded.code, exceeded.message, type=exceeded.type, headers=headers)
 
 
-def _upstream_body(body: dict, route: ModelRoute, stream: bool) -> tuple[dict, bool]:
+def _upstream_body(body: dict, route: ModelRoute, stream: bool, output_cap: int | None) -> tuple[dict, bool]:
     """The body to send upstream (the route's upstream model), and whether we asked a stream
-    for its usage chunk ourselves (`stream_options.include_usage`), so that it is not passed on."""
+    for its usage chunk ourselves (`stream_options.include_usage`), so that it is not passed on.
+    With an `output_cap` (tokens per choice; a key under a hard limit), the output limit that
+    its bound assumed goes upstream too: `max_completion_tokens` is set when the body has no
+    limit, and a larger limit than the model's is lowered to it."""
     upstream_body = dict(body, model=route.upstream_model)
+    if output_cap is not None:
+        limits = [field for field in ("max_completion_tokens", "max_tokens") if isinstance(body.get(field), int)]
+        for field in limits:
+            upstream_body[field] = min(body[field], output_cap)
+        if not limits:
+            upstream_body["max_completion_tokens"] = output_cap
     if stream and not (body.get("stream_options") or {}).get("include_usage"):
         upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return upstream_body, True

@@ -57,6 +57,12 @@ class KeyContext:
         """True when a limit needs the prompt estimate before forwarding (TPM, hard limits)."""
         return any(rule.hard or rule.kind == "tpm" for rule in self.limits)
 
+    @property
+    def has_hard_limit(self) -> bool:
+        """True when a hard spend budget or token quota governs the key: its requests reserve
+        their bound, and go upstream with the output cap that the bound assumed."""
+        return any(rule.hard for rule in self.limits)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelRoute:

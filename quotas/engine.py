@@ -7,10 +7,10 @@ level and limit that is over. `settle` replaces what was reserved with the real 
 request, so a new day, week, month or minute starts at its exact UTC second with no job run.
 
 Per kind of limit (SPEC §3):
-- token quota (`tokens`): soft: rejected once used >= quota; hard: prompt estimate +
-  max output tokens are reserved, so usage never passes the quota.
+- token quota (`tokens`): soft: rejected once used >= quota; hard: an upper bound of the
+  request's tokens that no provider's count passes is reserved, so usage never passes the quota.
 - spend budget (`spend`, 1e-10 USD units): soft (Vercel): rejected once spend >= limit;
-  hard: the worst-case cost is reserved before forwarding.
+  hard: that bound at the dearest prices is reserved before forwarding.
 - TPM (`tpm`): the prompt estimate is reserved and must fit in the minute; corrected after.
 - RPM (`rpm`): one request is reserved and must fit in the minute.
 """
@@ -70,19 +70,27 @@ class LimitRule:
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """What a request may use at most: estimated prompt tokens, max output tokens, worst cost."""
+    """What a request may use, in tokens and 1e-10 USD units.
+
+    `prompt_tokens`: the o200k estimate of the prompt (TPM reserves it). `bound_tokens`: an
+    upper bound on the prompt and output tokens together that no provider's count passes
+    (`quotas.estimate.prompt_bound` + `output_bound`; hard token quotas reserve it).
+    `worst_cost_units`: `bound_tokens` at the dearest prices (hard spend budgets reserve it).
+    """
 
     prompt_tokens: int = 0
-    max_output_tokens: int = 0
+    bound_tokens: int = 0
     worst_cost_units: int = 0
 
     @classmethod
-    def of(cls, prompt_tokens: int, max_output_tokens: int, prices: Prices) -> Estimate:
-        """Worst cost: every prompt token at the dearest input price, every output token at the
-        output price (USD per million tokens)."""
+    def of(cls, prompt_tokens: int, prompt_bound: int, output_bound: int, prices: Prices) -> Estimate:
+        """The estimate for a request of `prompt_tokens` (estimated) whose prompt and output are
+        at most `prompt_bound` and `output_bound` tokens: the worst cost has every prompt token at
+        the dearest input price (input or cache write) and every output token at the output
+        price (USD per million tokens), rounded up to a whole unit."""
         input_price = max(p for p in (prices.input, prices.cache_write, Decimal(0)) if p is not None)
-        worst = (prompt_tokens * input_price + max_output_tokens * (prices.output or Decimal(0))) / 1_000_000
-        return cls(prompt_tokens, max_output_tokens, math.ceil(worst * 10**10))
+        worst = (prompt_bound * input_price + output_bound * (prices.output or Decimal(0))) / 1_000_000
+        return cls(prompt_tokens, prompt_bound + output_bound, math.ceil(worst * 10**10))
 
 
 class LimitExceeded(Exception):
@@ -151,7 +159,7 @@ class LimitEngine:
         elif rule.kind == "tpm":
             amount, strict = estimate.prompt_tokens, True
         elif rule.kind == "tokens":
-            amount = estimate.prompt_tokens + estimate.max_output_tokens if rule.hard else 0
+            amount = estimate.bound_tokens if rule.hard else 0
             strict = rule.hard
         else:
             amount, strict = (estimate.worst_cost_units, True) if rule.hard else (0, False)
@@ -181,7 +189,7 @@ class LimitEngine:
                 break
             await self._seed(rules[result.failed], checks[result.failed], now)
         if not result.ok:
-            raise self._exceeded(key, rules[result.failed], result.value, now)
+            raise self._exceeded(rules[result.failed], result.value, checks[result.failed].amount, now)
         if key.status == ApiKeyStatus.SUSPENDED and key.suspended_reason == SuspendedReason.TOKEN_QUOTA:
             self._run(self._reactivate(key.key_id))
         return Admission(
@@ -233,31 +241,52 @@ class LimitEngine:
         value = usd_to_units(used.usd) if rule.kind == "spend" else used.tokens
         await self.counters.seed(check.name, value, check.ttl_seconds)
 
-    def _exceeded(self, key, rule: LimitRule, value: int, now: datetime) -> LimitExceeded:
+    def _exceeded(self, rule: LimitRule, value: int, amount: int, now: datetime) -> LimitExceeded:
+        """The refusal of `rule`, whose counter holds `value` and which could not take `amount`
+        more (counter units). A hard limit that is not used up refuses a request whose bound does
+        not fit in what remains, and says so."""
         where = f"this {LEVEL_LABELS[rule.level]}"
+        window = _WINDOW_WORDS.get(rule.period, "")
         if rule.kind == "tokens":
-            self._suspend(rule)
+            if value >= rule.limit:
+                self._suspend(rule)
+                used_up = f"The token quota of {where} is used up: {value:,} of {rule.limit:,} tokens{window}."
+                return LimitExceeded(
+                    rule=rule,
+                    code="token_quota_exceeded",
+                    type="insufficient_quota",
+                    message=f"{used_up} Ask an admin to raise the quota.",
+                )
             return LimitExceeded(
                 rule=rule,
                 code="token_quota_exceeded",
                 type="insufficient_quota",
                 message=(
-                    f"The token quota of {where} is used up: {value:,} of {rule.limit:,} tokens"
-                    f"{_WINDOW_WORDS[rule.period]}"
-                    + (" (this request could pass it)" if rule.hard and value < rule.limit else "")
-                    + ". Ask an admin to raise the quota."
+                    f"The hard token quota of {where} has {rule.limit - value:,} of {rule.limit:,} tokens left"
+                    f"{window}, and this request could use up to {amount:,} (its bound: every byte of the prompt "
+                    "as a token, plus max_tokens). Hard mode refuses what could pass the quota: send a smaller "
+                    "prompt or max_tokens, or ask an admin to raise the quota."
                 ),
             )
         if rule.kind == "spend":
+            spent, limit = units_to_usd(value).normalize(), units_to_usd(rule.limit).normalize()
+            if value >= rule.limit:
+                return LimitExceeded(
+                    rule=rule,
+                    code="budget_exceeded",
+                    type="insufficient_quota",
+                    message=f"The spend budget of {where} is used up: ${spent:f} of ${limit:f}{window}.",
+                )
+            left, worst = units_to_usd(rule.limit - value).normalize(), units_to_usd(amount).normalize()
             return LimitExceeded(
                 rule=rule,
                 code="budget_exceeded",
                 type="insufficient_quota",
                 message=(
-                    f"The spend budget of {where} is used up: ${units_to_usd(value).normalize():f} of "
-                    f"${units_to_usd(rule.limit).normalize():f}{_WINDOW_WORDS[rule.period]}"
-                    + (" (this request could pass it)" if rule.hard and value < rule.limit else "")
-                    + "."
+                    f"The hard spend budget of {where} has ${left:f} of ${limit:f} left{window}, and this "
+                    f"request could cost up to ${worst:f} (its bound: every byte of the prompt as a token, "
+                    "plus max_tokens, at the model's prices). Hard mode refuses what could pass the budget: "
+                    "send a smaller prompt or max_tokens, or ask an admin to raise the budget."
                 ),
             )
         word = "requests" if rule.kind == "rpm" else "tokens"

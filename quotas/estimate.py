@@ -1,4 +1,4 @@
-"""Prompt-token estimation before a request is forwarded (SPEC §3: TPM and hard limits).
+"""Prompt-token estimation before a request is forwarded (SPEC §3: TPM), and hard mode's bound.
 
 Uses OpenAI's o200k_base encoding from `bpe-openai`, which ships its encodings inside the
 package (tiktoken downloads them at first use, which an offline gateway cannot do). A chat
@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 import bpe_openai
+import orjson
 
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_REPLY = 3
@@ -76,3 +77,79 @@ def max_output_tokens(body: dict, model_limit: int | None) -> int:
         if isinstance(value, int) and value > 0:
             return min(value, model_limit) if model_limit else value
     return model_limit or DEFAULT_MAX_OUTPUT_TOKENS
+
+
+# Hard mode's upper bound (SPEC §3): a count that no provider's tokenizer can pass, so a hard
+# spend budget or token quota is a bound, not an estimate. Every byte-level BPE tokenizer
+# (OpenAI's o200k and cl100k, Anthropic's, Llama's, Mistral's tekken) and every SentencePiece
+# tokenizer with byte fallback turns N bytes of UTF-8 into at most N tokens; on top of what the
+# request carries, providers add tokens of their own, bounded by the allowances below.
+BOUND_TOKENS_PER_MESSAGE = 16  # OpenAI: 3-4 (+1 for a name); Llama 3's chat template: 5
+BOUND_TOKENS_PER_REQUEST = 16  # OpenAI primes the reply with 3
+BOUND_TOKENS_FOR_TOOLS = 1_024  # Anthropic's tool-use system prompt: 346 tokens; OpenAI's: ~10
+BOUND_TOKENS_PER_TOOL = 64  # formatting around each tool's own schema (whose bytes are counted)
+# An image costs what its provider's vision encoder says, not its bytes. The dearest one known:
+# gpt-4o-mini at detail "high", 2,833 + 8 tiles x 5,667 = 48,169 tokens; at detail "low" 2,833.
+# (Anthropic: at most ~1,600 per image; Gemini: 258 per tile.)
+BOUND_TOKENS_PER_IMAGE = 50_000
+BOUND_TOKENS_PER_LOW_DETAIL_IMAGE = 3_000
+
+
+class Unbounded(ValueError):
+    """A request whose tokens no bound can be computed for before it runs (a file part: a PDF's
+    text may be compressed inside it, and a `file_id` has no size here). `param` names the field."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def prompt_bound(body: dict) -> int:
+    """An upper bound on the prompt tokens any provider counts for a chat completions `body`
+    (a dict that `dataplane.validation.check_chat_body` accepted): the UTF-8 byte length of the
+    body as JSON (it holds every message, name, tool call, tool, schema and prediction; JSON's
+    escapes only add bytes), with each image part counted at BOUND_TOKENS_PER_IMAGE instead of
+    its bytes, plus BOUND_TOKENS_PER_MESSAGE per message, BOUND_TOKENS_PER_REQUEST, and
+    BOUND_TOKENS_FOR_TOOLS + BOUND_TOKENS_PER_TOOL per tool when tools are sent.
+
+    Raises:
+        Unbounded: the body has a `file` content part.
+    """
+    size = len(orjson.dumps(body))
+    messages = body.get("messages") or []
+    bound = BOUND_TOKENS_PER_REQUEST + BOUND_TOKENS_PER_MESSAGE * len(messages)
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "file":
+                raise Unbounded(
+                    f"messages[{i}].content[{j}]",
+                    "A hard spend budget or token quota cannot bound the tokens of a file part before it is "
+                    "sent; send its text instead, or use a key without hard limits.",
+                )
+            if kind == "image_url":
+                size -= len(orjson.dumps(part))
+                image = part.get("image_url") or {}
+                low = isinstance(image, dict) and image.get("detail") == "low"
+                bound += BOUND_TOKENS_PER_LOW_DETAIL_IMAGE if low else BOUND_TOKENS_PER_IMAGE
+    for field in ("tools", "functions"):
+        tools = body.get(field)
+        if isinstance(tools, list) and tools:
+            bound += BOUND_TOKENS_FOR_TOOLS + BOUND_TOKENS_PER_TOOL * len(tools)
+    return bound + size
+
+
+def output_bound(body: dict, model_limit: int | None) -> int:
+    """An upper bound on the completion tokens of a chat completions `body`: the output cap of
+    each choice (`max_output_tokens`, which the gateway forwards as the request's limit) times
+    `n`, plus the bytes of a `prediction` (OpenAI bills rejected predicted tokens as output)."""
+    choices = body.get("n")
+    per_choice = max_output_tokens(body, model_limit)
+    bound = per_choice * (choices if isinstance(choices, int) and choices > 0 else 1)
+    prediction = body.get("prediction")
+    if prediction is not None:
+        bound += len(orjson.dumps(prediction))
+    return bound

@@ -1,6 +1,7 @@
 """Limits that hold under concurrency: 64 simultaneous requests from 4 client processes against
 3 gateway worker processes sharing their counters in Redis (one process on the embedded
-default), through real HTTP."""
+default), through real HTTP. Hard limits are tested against a provider that counts more tokens
+than any real one (`fake-bytes`), so that they hold whatever the provider's tokenizer."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.pricing import Prices
+from gateway.pricing import Prices, TokenUsage
 from gateway.services import model_create, provider_create
 from gateway.setup import gateway_create
+from quotas.estimate import prompt_bound, prompt_tokens
 from quotas.models import LimitMode
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 from tests.factories import ResourceGroupFactory
+from tests.support.fake_upstream import bytes_usage
 from tests.support.load import burst
 from usage.models import UsageEvent
 
@@ -43,26 +46,82 @@ def fire(cluster, secret) -> Counter:
     return Counter((status, code) for status, code, _ in results)
 
 
-def test_a_hard_budget_that_allows_exactly_n_requests_serves_exactly_n_of_64(cluster, key):
-    _, api_key, secret = key
-    limit = N * REQUEST_COST
+# A realistic request to a provider that counts one token per UTF-8 byte of everything it
+# tokenizes, plus the largest overheads any provider adds, and writes every output token it is
+# allowed: o200k estimates its prompt at a fraction of that count. It sets no max_tokens, so the
+# gateway must send the model's output limit (64) upstream for its bound to hold.
+BYTES_BODY = {
+    "model": "bytes",
+    "messages": [
+        {"role": "system", "content": "Du bist ein hilfreicher Assistent. Réponds brièvement, s'il te plaît."},
+        {"role": "user", "name": "Zoë", "content": "Wie viele Bytes hat 「こんにちは、世界」? 🌍🚀 Erkläre kurz."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "count", "arguments": '{"text": "日本語"}'}}
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"bytes": 9, "characters": 3}'},
+    ],
+    "tools": [
+        {"type": "function", "function": {
+            "name": "count", "description": "Counts the UTF-8 bytes of a text.",
+            "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+        }}
+    ],
+}  # fmt: skip
+BYTES_OUTPUT_LIMIT = 64
+BYTES_PRICES = Prices(input=Decimal(1_000), output=Decimal(4_000))  # USD per million tokens
+
+
+@pytest.fixture
+def bytes_key(cluster, fake_upstream):
+    provider = provider_create(name="counts-bytes", kind="openai", base_url=fake_upstream.base_url)
+    model_create(
+        name="bytes",
+        provider=provider,
+        upstream_model="fake-bytes",
+        prices=BYTES_PRICES,
+        max_output_tokens=BYTES_OUTPUT_LIMIT,
+    )
+    return gateway_create(resource_group=ResourceGroupFactory(), name="bytes")
+
+
+def _counted_by_the_provider() -> dict:
+    return bytes_usage({**BYTES_BODY, "max_completion_tokens": BYTES_OUTPUT_LIMIT})
+
+
+def test_a_hard_budget_holds_against_a_provider_that_counts_every_byte(cluster, bytes_key, fake_upstream):
+    _, api_key, secret = bytes_key
+    usage = _counted_by_the_provider()
+    real_cost = BYTES_PRICES.cost(
+        TokenUsage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"])
+    )
+    assert usage["prompt_tokens"] > 3 * prompt_tokens(BYTES_BODY["messages"])  # o200k's estimate is far below
+    limit = Decimal(5)
     spend_budget_create(api_key=api_key, limit_usd=limit, mode=LimitMode.HARD)
+    fake_upstream.requests.clear()
 
-    outcome = fire(cluster, secret)
+    outcome = Counter((status, code) for status, code, _ in burst(f"{cluster.v1}/chat/completions", secret, BYTES_BODY))
 
-    assert outcome == Counter({(200, ""): N, (429, "budget_exceeded"): 64 - N})
-    events = _settled(api_key, N)
-    assert sum(e.cost_usd for e in events) == limit
+    served = outcome[(200, "")]
+    assert served + outcome[(429, "budget_exceeded")] == 64
+    worst = (prompt_bound(BYTES_BODY) * BYTES_PRICES.input + BYTES_OUTPUT_LIMIT * BYTES_PRICES.output) / 1_000_000
+    assert served >= int(limit / worst)  # as many as their bounds fit, at least
+    events = _settled(api_key, served)
+    assert sum(e.cost_usd for e in events) == served * real_cost <= limit  # overshoot: none
+    assert all(r["json"]["max_completion_tokens"] == BYTES_OUTPUT_LIMIT for r in fake_upstream.requests)
 
 
-def test_a_hard_token_quota_that_allows_exactly_n_requests_serves_exactly_n_of_64(cluster, key):
-    gateway, api_key, secret = key
-    token_quota_set(gateway=gateway, limit_tokens=N * 19, mode=LimitMode.HARD)
+def test_a_hard_token_quota_holds_against_a_provider_that_counts_every_byte(cluster, bytes_key):
+    gateway, api_key, secret = bytes_key
+    per_request = _counted_by_the_provider()["total_tokens"]
+    limit = 8 * per_request + per_request // 2
+    token_quota_set(gateway=gateway, limit_tokens=limit, mode=LimitMode.HARD)
 
-    outcome = fire(cluster, secret)
+    outcome = Counter((status, code) for status, code, _ in burst(f"{cluster.v1}/chat/completions", secret, BYTES_BODY))
 
-    assert outcome == Counter({(200, ""): N, (429, "token_quota_exceeded"): 64 - N})
-    assert sum(e.total_tokens for e in _settled(api_key, N)) == N * 19
+    served = outcome[(200, "")]
+    assert served + outcome[(429, "token_quota_exceeded")] == 64
+    assert served >= limit // (prompt_bound(BYTES_BODY) + BYTES_OUTPUT_LIMIT)
+    assert sum(e.total_tokens for e in _settled(api_key, served)) == served * per_request <= limit
 
 
 def test_a_soft_budget_overshoots_by_no_more_than_the_requests_in_flight(cluster, key):

@@ -14,6 +14,7 @@ from gateway.models import Gateway
 from gateway.pricing import Prices
 from gateway.services import model_create, provider_create
 from gateway.setup import gateway_create
+from quotas.estimate import prompt_bound
 from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import rate_limit_set, spend_budget_create, spend_budget_update, token_quota_set
 from tests.factories import ResourceGroupFactory
@@ -26,6 +27,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # it costs exactly 19 x $0.05 = $0.95, so budgets of a few dollars are spent in a few requests.
 REQUEST_COST = Decimal("0.95")
 ECHO = {"model": "pricey", "max_tokens": 7}
+# What a hard limit reserves for it: its bound, every byte of the body as a token plus the
+# per-message and per-request allowances, plus max_tokens; and that bound's cost.
+ECHO_BOUND = prompt_bound({**ECHO, "messages": [{"role": "user", "content": "Hello there, gateway!"}]}) + 7
+ECHO_WORST = ECHO_BOUND * Decimal("0.05")
 
 
 @pytest.fixture
@@ -71,22 +76,28 @@ def test_a_soft_budget_lets_the_crossing_request_complete_and_rejects_the_next(g
 
 def test_a_hard_budget_never_lets_spend_pass_the_limit(gateway_):
     _, api_key, secret = new_key()
-    spend_budget_create(api_key=api_key, limit_usd=2, mode=LimitMode.HARD)
+    limit = ECHO_WORST + REQUEST_COST  # room for one request's worst case after one request
+    spend_budget_create(api_key=api_key, limit_usd=limit, mode=LimitMode.HARD)
 
-    statuses = [gateway_.chat(secret, **ECHO).status_code for _ in range(3)]
+    responses = [gateway_.chat(secret, **ECHO) for _ in range(3)]
 
-    assert statuses == [200, 200, 429]  # a third request could reach $2.85: refused up front
-    assert spent(api_key) == 2 * REQUEST_COST <= 2
+    # the third could cost its worst case, more than the $limit - $1.90 left: refused up front
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert spent(api_key) == 2 * REQUEST_COST <= limit
+    message = responses[2].json()["error"]["message"]
+    assert f"could cost up to ${ECHO_WORST.normalize():f}" in message and "Hard mode refuses" in message
 
 
 def test_an_upstream_failure_charges_nothing_and_releases_the_reservation(gateway_, fake_upstream):
     broken = provider_create(name="broken", kind="openai", base_url=fake_upstream.base_url)
     model_create(name="fake-500", provider=broken, prices=Prices(input=Decimal(50_000), output=Decimal(50_000)))
     _, api_key, secret = new_key()
-    spend_budget_create(api_key=api_key, limit_usd=1, mode=LimitMode.HARD)
+    failing = {"model": "fake-500", "max_tokens": 7, "messages": [{"role": "user", "content": "Hello there, gateway!"}]}
+    worst = (prompt_bound(failing) + 7) * Decimal("0.05")  # a little more than ECHO's: a longer model name
+    spend_budget_create(api_key=api_key, limit_usd=worst, mode=LimitMode.HARD)
 
     assert gateway_.chat(secret, model="fake-500", max_tokens=7).status_code == 502
-    assert gateway_.chat(secret, **ECHO).status_code == 200  # the full $1 was still there
+    assert gateway_.chat(secret, **ECHO).status_code == 200  # the whole budget was still there
 
     assert spent(api_key) == REQUEST_COST
 
@@ -134,12 +145,16 @@ def test_a_daily_token_quota_rolls_over_at_utc_midnight(gateway_):
         assert gateway_.chat(secret, **ECHO).status_code == 200
 
 
-def test_a_hard_token_quota_reserves_prompt_and_max_tokens(gateway_):
+def test_a_hard_token_quota_reserves_the_bound_of_prompt_and_max_tokens(gateway_):
     _, api_key, secret = new_key()
-    token_quota_set(api_key=api_key, limit_tokens=40, mode=LimitMode.HARD)
+    token_quota_set(api_key=api_key, limit_tokens=ECHO_BOUND + 19, mode=LimitMode.HARD)
 
-    # each request reserves 12 estimated prompt tokens + 7 max_tokens = 19, and uses 19
-    assert [gateway_.chat(secret, **ECHO).status_code for _ in range(3)] == [200, 200, 429]
+    # each request reserves its bound and uses 19 (12 prompt tokens + 7): the third's bound
+    # does not fit in what is left after two, and the quota is not used up, so no suspension
+    responses = [gateway_.chat(secret, **ECHO) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert f"could use up to {ECHO_BOUND:,}" in responses[2].json()["error"]["message"]
+    assert api_key.__class__.objects.get(pk=api_key.pk).status == "active"
     assert sum(e.total_tokens for e in UsageEvent.objects.filter(api_key=api_key)) == 38
 
 

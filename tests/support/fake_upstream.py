@@ -5,6 +5,9 @@ The model name picks the behaviour:
 - `fake-400`: 400 with an OpenAI error body (context too long).
 - `fake-500`: 500.
 - `fake-slow`: answers after `SLOW_SECONDS` (longer than the gateway's upstream timeout in tests).
+- `fake-bytes`: a provider that counts tokens as no real one can exceed (`bytes_usage`): one
+  token per UTF-8 byte of everything it tokenizes, the largest overheads any provider adds, and
+  every output token it was allowed (more than any default when the request sets no limit).
 Every request's path, headers and JSON body is kept in `requests` for assertions.
 """
 
@@ -25,6 +28,51 @@ FAKE_USAGE = {
 FAKE_ANSWER = "The fake upstream answers."
 FAKE_REQUEST_ID = "fake-upstream-req-1"
 SLOW_SECONDS = 3.0
+
+# The largest overheads a real provider adds on top of what a request carries.
+BYTES_PER_MESSAGE = 5  # Llama 3's template: <|start_header_id|>, role, <|end_header_id|>, \n\n, <|eot_id|>
+BYTES_PER_REQUEST = 3  # OpenAI's reply priming
+BYTES_FOR_TOOLS = 346  # Anthropic's tool-use system prompt
+BYTES_PER_IMAGE = 48_169  # gpt-4o-mini, detail high: 2,833 + 8 tiles x 5,667
+BYTES_PER_LOW_DETAIL_IMAGE = 2_833
+BYTES_UNLIMITED_OUTPUT = 5_000  # what it writes when the request sets no output limit
+
+
+def _strings(value) -> int:
+    """UTF-8 bytes of every string (values and keys) in a JSON value."""
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, dict):
+        return sum(len(str(k).encode()) + _strings(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_strings(v) for v in value)
+    return 0
+
+
+def bytes_usage(body: dict) -> dict:
+    """`fake-bytes`' usage of a chat completions `body`: prompt = UTF-8 bytes of every message's
+    strings (each image at the dearest vision price instead), of the tools and of the response
+    format, + BYTES_PER_MESSAGE per message + BYTES_PER_REQUEST (+ BYTES_FOR_TOOLS); completion
+    = the request's output limit (else BYTES_UNLIMITED_OUTPUT) per choice, times `n`."""
+    prompt = BYTES_PER_REQUEST
+    for message in body.get("messages", []):
+        prompt += BYTES_PER_MESSAGE
+        for key, value in message.items():
+            if key == "content" and isinstance(value, list):
+                for part in value:
+                    if part.get("type") == "image_url":
+                        low = (part.get("image_url") or {}).get("detail") == "low"
+                        prompt += BYTES_PER_LOW_DETAIL_IMAGE if low else BYTES_PER_IMAGE
+                    else:
+                        prompt += _strings(part)
+            else:
+                prompt += _strings(value)
+    if body.get("tools"):
+        prompt += BYTES_FOR_TOOLS + _strings(body["tools"])
+    prompt += _strings(body.get("response_format"))
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or BYTES_UNLIMITED_OUTPUT
+    completion = limit * (body.get("n") or 1)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -70,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": FAKE_USAGE,
+                "usage": _usage(body),
             },
         )
 
@@ -108,9 +156,13 @@ class _Handler(BaseHTTPRequestHandler):
             event([{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}])
         event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
         if include_usage:
-            event([], FAKE_USAGE)
+            event([], _usage(body))
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+
+def _usage(body: dict) -> dict:
+    return bytes_usage(body) if body.get("model") == "fake-bytes" else FAKE_USAGE
 
 
 class FakeUpstream:
