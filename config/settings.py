@@ -218,8 +218,6 @@ AIGW_API_MAX_BODY_BYTES = env.int("AIGW_API_MAX_BODY_BYTES", default=1024 * 1024
 AIGW_MAX_BODY_BYTES = env.int("AIGW_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 AIGW_UPSTREAM_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_TIMEOUT_SECONDS", default=600.0)
 AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=10.0)
-# How long a process trusts its copy of a key, gateway, limit or model before reloading it.
-AIGW_CONFIG_TTL_SECONDS = env.float("AIGW_CONFIG_TTL_SECONDS", default=0.5)
 # A client address that sends more than this many requests with an unknown or missing API key
 # within the window (seconds, from its first such request) gets 429 until the window ends.
 AIGW_INVALID_KEY_LIMIT = env.int("AIGW_INVALID_KEY_LIMIT", default=20)

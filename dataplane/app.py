@@ -32,7 +32,7 @@ from keys.models import ApiKeyStatus, SuspendedReason
 from keys.services import api_key_mark_used
 from keys.tokens import hash_secret
 from quotas import estimate as estimating
-from quotas.counters import make_counters, units_to_usd
+from quotas.counters import RedisCounters, make_counters, units_to_usd
 from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded, LimitRule
 from quotas.models import Level
 from quotas.periods import window_end, window_start
@@ -101,9 +101,11 @@ class ProxyApp:
         from django.conf import settings
 
         self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
-        self.registry = Registry()
+        counters = make_counters()
+        # The config versions live beside the counters: in Redis, or in this process's memory.
+        self.registry = Registry(counters.read if isinstance(counters, RedisCounters) else None)
         self.throttle = InvalidKeyThrottle.from_settings()
-        self.limits = LimitEngine(make_counters())
+        self.limits = LimitEngine(counters)
         self.recorder = UsageRecorder()
         self.openai_client = OpenAICompatibleClient()
         self.clients: dict[str, MockClient | OpenAICompatibleClient] = {

@@ -1,23 +1,25 @@
 """What the data plane knows about keys and models, cached per process.
 
 A request needs a key's gateway, status, expiry and limits, and its model's provider and prices.
-These are read from the database once and then kept for `AIGW_CONFIG_TTL_SECONDS` (0.5 s by
-default); a stale entry is served while one background reload refreshes it, so a warm key costs
-no SQL and a change made in the console reaches every process within about one TTL.
+These are read from the database once and kept until a write changes them: every request checks
+the versions of its key's resource group and of the catalog (`core.freshness`, one round trip)
+and reloads what changed before it is served, so a warm key costs no SQL and a change made
+anywhere holds from the next request in every process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections
 
+from core.freshness import catalog_version_name, group_version_name, read_local
 from gateway.models import Model
 from gateway.pricing import Prices
 from keys.models import ApiKey
@@ -176,126 +178,100 @@ def _decimal(value) -> Decimal | None:
 
 
 MAX_ENTRIES = 100_000
-
-
-class _TtlCache:
-    """A per-process map of loaded values, refreshed in the background once stale.
-
-    Unknown keys are cached too (as None); to keep a flood of made-up keys from growing the map
-    without end, it is emptied when it holds `MAX_ENTRIES`.
-    """
-
-    def __init__(self, loader, ttl: float) -> None:
-        self._loader = sync_to_async(loader, thread_sensitive=True)
-        self._ttl = ttl
-        self._entries: dict = {}  # key → (value, monotonic time its load started)
-        self._refreshing: set = set()
-        self._loading: dict = {}  # key → the task of the one load on demand under way
-
-    async def get(self, key):
-        entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is None:
-            value = await self._loader(*key)
-            self._store(key, value, now)
-            return value
-        value, loaded_at = entry
-        if now - loaded_at > self._ttl and key not in self._refreshing:
-            if now - loaded_at > 10 * self._ttl:
-                # Too old to serve even once more: reload inline.
-                value = await self._loader(*key)
-                self._entries[key] = (value, now)
-                return value
-            self._refreshing.add(key)
-            asyncio.get_running_loop().create_task(self._refresh(key))
-        return value
-
-    async def _refresh(self, key) -> None:
-        started = time.monotonic()
-        try:
-            self._entries[key] = (await self._loader(*key), started)
-        finally:
-            self._refreshing.discard(key)
-
-    async def fresh_since(self, key, asked_at: float, min_interval: float):
-        """The value as loaded by a load that started at or after `asked_at` (monotonic seconds).
-
-        Used on a miss (a model name not in the map): a model created before the request was
-        sent is always found, even if the map was loaded a moment earlier. Loads on demand are
-        single-flight and start at most once per `min_interval`, so a flood of made-up names
-        costs at most one query per `min_interval`; such a request waits that long for its 404.
-        """
-        while True:
-            entry = self._entries.get(key)
-            if entry is not None and entry[1] >= asked_at:
-                return entry[0]
-            loading = self._loading.get(key)
-            if loading is not None:
-                await asyncio.shield(loading)
-                continue
-            if entry is not None:
-                wait = entry[1] + min_interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue
-            task = asyncio.get_running_loop().create_task(self._load_now(key))
-            self._loading[key] = task
-            try:
-                await asyncio.shield(task)
-            finally:
-                if self._loading.get(key) is task:
-                    del self._loading[key]
-
-    async def _load_now(self, key) -> None:
-        started = time.monotonic()
-        self._store(key, await self._loader(*key), started)
-
-    async def reload_if_older(self, key, seconds: float):
-        """Reload inline unless the entry was loaded less than `seconds` ago; returns the value.
-
-        Used on a miss (unknown key or model name), so a key or model created a moment ago
-        works at once, while a flood of unknown names costs at most one query per `seconds`.
-        """
-        entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[1] < seconds:
-            return entry[0]
-        value = await self._loader(*key)
-        self._store(key, value, time.monotonic())
-        return value
-
-    def _store(self, key, value, loaded_at: float) -> None:
-        if len(self._entries) >= MAX_ENTRIES and key not in self._entries:
-            self._entries.clear()
-        self._entries[key] = (value, loaded_at)
-
-
 MISS_RELOAD_SECONDS = 0.1
+
+ReadVersions = Callable[[list[str]], Awaitable[list]]
+
+
+async def _read_local_versions(names: list[str]) -> list[int]:
+    return read_local(names)
 
 
 class Registry:
-    """Keys by hashed secret and models by name, as the data plane sees them."""
+    """Keys by hashed secret and models by name, as the data plane sees them, per process.
 
-    def __init__(self, ttl: float | None = None) -> None:
-        ttl = settings.AIGW_CONFIG_TTL_SECONDS if ttl is None else ttl
-        self._keys = _TtlCache(_load_key, ttl)
-        self._models = _TtlCache(_load_models, ttl)
+    Each cached key is stored with the version of its resource group, and the model map with
+    the catalog's version, as read just before they were loaded from the database
+    (`core.freshness`). Every request reads both current versions in one round trip
+    (`read_versions`: Redis' MGET, or process memory on the embedded default) and reloads, inline
+    and before it is served, whatever was loaded under an older one: a revoke, a rotation, a
+    disabled gateway, a new or changed limit, model or price holds from the next request in every
+    process, while a warm key costs no SQL. A key's group never changes, so it is remembered.
+    Unknown secrets are cached as None and reloaded at most every MISS_RELOAD_SECONDS (a flood of
+    made-up keys cannot become a flood of queries); to bound memory the maps are emptied when
+    they hold MAX_ENTRIES.
+    """
+
+    def __init__(self, read_versions: ReadVersions | None = None) -> None:
+        self._read_versions = read_versions or _read_local_versions
+        self._load_key = sync_to_async(_load_key, thread_sensitive=True)
+        self._load_models = sync_to_async(_load_models, thread_sensitive=True)
+        self._keys: dict[str, tuple[KeyContext | None, int, float]] = {}  # → (key, group version, loaded at)
+        self._group_of: dict[str, int] = {}  # hashed secret → resource group id
+        self._routes: tuple[dict[str, ModelRoute], int] | None = None  # (map, catalog version)
+        self._loading: dict = {}  # what is being loaded → the one task loading it
+
+    async def _versions(self, group_id: int) -> tuple[int, int]:
+        group, catalog = await self._read_versions([group_version_name(group_id), catalog_version_name()])
+        return int(group or 0), int(catalog or 0)
+
+    async def _once(self, what, load):
+        """Run `load()` once for all the requests that need `what` reloaded at the same time."""
+        task = self._loading.get(what)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(load())
+            self._loading[what] = task
+            task.add_done_callback(lambda _: self._loading.pop(what, None))
+        return await asyncio.shield(task)
 
     async def key(self, hashed_secret: str) -> KeyContext | None:
-        """The key with this hashed secret, or None if there is none."""
-        key = await self._keys.get((hashed_secret,))
-        if key is None:
-            key = await self._keys.reload_if_older((hashed_secret,), MISS_RELOAD_SECONDS)
-        return key
+        """The key with this hashed secret as the database holds it now, or None if there is
+        none. Also drops the model map if the catalog changed, so `model()` reloads it."""
+        group_id = self._group_of.get(hashed_secret)
+        if group_id is None:
+            entry = self._keys.get(hashed_secret)
+            if entry is not None and entry[0] is None and time.monotonic() - entry[2] < MISS_RELOAD_SECONDS:
+                return None
+            key = await self._once(("key", hashed_secret), lambda: self._load_key(hashed_secret))
+            if key is None:
+                self._store_key(hashed_secret, None, 0)
+                return None
+            group_id = self._group_of[hashed_secret] = key.resource_group_id
+        group_version, catalog_version = await self._versions(group_id)
+        if self._routes is not None and self._routes[1] != catalog_version:
+            self._routes = None
+        entry = self._keys.get(hashed_secret)
+        if entry is not None and entry[1] == group_version:
+            return entry[0]
 
-    async def model(self, name: str) -> ModelRoute | None:
-        """The enabled model called `name`, or None (then only after a load that started after
-        this call: a model created before the request is never reported missing)."""
-        asked_at = time.monotonic()
-        route = (await self._models.get(())).get(name)
-        if route is None:
-            route = (await self._models.fresh_since((), asked_at, MISS_RELOAD_SECONDS)).get(name)
-        return route
+        async def load() -> KeyContext | None:
+            key = await self._load_key(hashed_secret)
+            self._store_key(hashed_secret, key, group_version)
+            return key
+
+        return await self._once(("key", hashed_secret, group_version), load)
+
+    def _store_key(self, hashed_secret: str, key: KeyContext | None, group_version: int) -> None:
+        if len(self._keys) >= MAX_ENTRIES and hashed_secret not in self._keys:
+            self._keys.clear()
+            self._group_of.clear()
+        self._keys[hashed_secret] = (key, group_version, time.monotonic())
 
     async def models(self) -> dict[str, ModelRoute]:
-        """Every enabled model by name."""
-        return await self._models.get(())
+        """Every enabled model by name, as of the catalog version the request's `key()` read
+        (or loaded now, if the catalog changed since the map was loaded)."""
+        if self._routes is not None:
+            return self._routes[0]
+
+        async def load() -> dict[str, ModelRoute]:
+            (catalog_version,) = await self._read_versions([catalog_version_name()])
+            routes = await self._load_models()
+            self._routes = (routes, int(catalog_version or 0))
+            return routes
+
+        return await self._once("models", load)
+
+    async def model(self, name: str) -> ModelRoute | None:
+        """The enabled model called `name`, or None: a model created, changed or disabled before
+        the request was sent is always seen as it is now."""
+        return (await self.models()).get(name)

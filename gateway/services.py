@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.audit import audit_record, audit_snapshot
 from core.errors import Conflict, NotFound, ValidationFailed, from_django
+from core.freshness import bump_group
 from core.permissions import Action, forget_roles, require
 from gateway.mock_catalog import MOCK_MODELS, MOCK_PROVIDER_NAME
 from gateway.models import (
@@ -179,6 +180,7 @@ def gateway_delete(*, gateway: Gateway) -> Gateway:
     deleted = Gateway.objects.filter(pk=gateway.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
     gateway.refresh_from_db(fields=["deleted_at"])
     if deleted:
+        bump_group(gateway.resource_group_id)
         audit_record(
             action="gateway.delete",
             target=gateway,

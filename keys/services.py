@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from core.audit import audit_record, audit_snapshot
 from core.errors import ValidationFailed
+from core.freshness import bump_group
 from keys.models import ApiKey, ApiKeyStatus, ApiToken
 from keys.tokens import API_TOKEN_PREFIX, generate_secret, hash_secret, visible_prefix
 
@@ -126,6 +127,7 @@ def api_keys_mark_expired(*, now: datetime) -> int:
     for api_key in due.iterator(chunk_size=500):
         if ApiKey.objects.filter(pk=api_key.pk, status=ApiKeyStatus.ACTIVE).update(status=ApiKeyStatus.EXPIRED):
             changed += 1
+            bump_group(api_key.gateway.resource_group_id)
             before = audit_snapshot(api_key, API_KEY_AUDIT_FIELDS)
             api_key.status = ApiKeyStatus.EXPIRED
             _audit_api_key("api_key.expire", api_key, before)

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django.db.models import Count, Sum
 
-from quotas.models import Level
+from gateway.models import Gateway
+from quotas.models import Level, LimitOwner
 from quotas.periods import window_start
 from usage.models import UsageEvent
 
@@ -62,3 +63,14 @@ def spend_by_api_key(*, budgets, now: datetime) -> dict[int, Decimal]:
         for row in rows:
             spent[row["api_key_id"]] = Decimal(row["usd"] or 0)
     return {key_id: spent.get(key_id, Decimal(0)) for ids in by_period.values() for key_id in ids}
+
+
+def group_of_limit(limit: LimitOwner) -> int | None:
+    """The id of the resource group whose keys a token quota, spend budget or rate limit
+    governs: its own group, its gateway's, or its API key's gateway's (None if that is gone)."""
+    if limit.resource_group_id is not None:
+        return limit.resource_group_id
+    gateways = Gateway.objects.all()
+    if limit.gateway_id is not None:
+        return gateways.filter(pk=limit.gateway_id).values_list("resource_group_id", flat=True).first()
+    return gateways.filter(api_keys__pk=limit.api_key_id).values_list("resource_group_id", flat=True).first()

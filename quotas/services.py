@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core.audit import audit_record, audit_snapshot
 from core.errors import Conflict, ValidationFailed
+from core.freshness import bump_group
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
 
@@ -127,6 +128,7 @@ def api_keys_suspend_for_token_quota(*, api_key_ids: list[int]) -> int:
             status=ApiKeyStatus.SUSPENDED, suspended_reason=SuspendedReason.TOKEN_QUOTA
         ):
             changed += 1
+            bump_group(api_key.gateway.resource_group_id)
             audit_record(
                 action="api_key.suspend",
                 target=api_key,
@@ -145,6 +147,7 @@ def api_key_reactivate_after_token_quota(*, api_key_id: int) -> int:
     ).update(status=ApiKeyStatus.ACTIVE, suspended_reason=SuspendedReason.NONE)
     if changed:
         api_key = ApiKey.objects.select_related("gateway").get(pk=api_key_id)
+        bump_group(api_key.gateway.resource_group_id)
         audit_record(
             action="api_key.reactivate",
             target=api_key,

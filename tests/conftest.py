@@ -77,7 +77,6 @@ def _server_env() -> dict[str, str]:
         "AIGW_ENCRYPTION_KEYS": ",".join(settings.AIGW_ENCRYPTION_KEYS),
         "AIGW_DATA_DIR": str(settings.DATA_DIR),
         "AIGW_UPSTREAM_TIMEOUT_SECONDS": "1.5",
-        "AIGW_CONFIG_TTL_SECONDS": "0.2",
         "AIGW_MAX_BODY_BYTES": str(4 * 1024 * 1024),  # the shipped default
         "DEBUG": "false",
         # The jobs tests move the clock themselves; a server running the jobs on the real clock
