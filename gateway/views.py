@@ -33,6 +33,7 @@ from gateway.forms import (
     TokenQuotaForm,
 )
 from gateway.models import Gateway, Model
+from gateway.selectors import gateway_to_manage
 from gateway.services import gateway_update
 from gateway.setup import gateway_create as create_gateway
 from keys.models import ApiKey, ApiKeyStatus
@@ -297,7 +298,7 @@ def budget_line(spent: Decimal, budget: SpendBudget) -> str:
 @require_http_methods(["GET", "POST"])
 def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpResponse:
     """The Edit budget dialog of one API key (GET: its form; POST: save it)."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     keys = api_keys_for(request.user, Action.MANAGE_GATEWAYS).filter(gateway=gateway).select_related("spend_budget")
     api_key = get_object_or_404(keys, pk=key_pk)
     budget = spend_budget_of(api_key)
@@ -331,7 +332,7 @@ def gateway_models_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Save the gateway's models (`gateway.services.gateway_update`): All models, or exactly the
     chosen ones; none chosen serves no model (never all). htmx gets the tabs back, with a
     toast; other clients are redirected to Basic information."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     form = GatewayModelsForm(request.POST, catalog=Model.objects.restrict(request.user).order_by("name"))
     saved = save_form(
         form, lambda data: gateway_update(gateway=gateway, all_models=data["all_models"], models=data["models"])
@@ -364,7 +365,7 @@ LIMIT_SAVED = {
 def gateway_limit_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     """Save one limit of the Limits tab; htmx gets the limit's card back, with its errors or
     saved, other clients the page."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     form = LIMIT_FORMS[kind](request.POST)
     if kind == "token-quota":
         saved = save_form(form, lambda data: token_quota_save(gateway, data))
@@ -464,15 +465,6 @@ def _spend_budget_save(data: dict, **owner) -> None:
 
 
 # Helpers.
-
-
-def gateway_to_manage(request: HttpRequest, pk: int) -> Gateway:
-    """The gateway, if the user may change it: 404 for non-members, 403 for members without
-    the right (they can see that it exists)."""
-    gateway = get_object_or_404(gateways_for(request.user).select_related("resource_group"), pk=pk)
-    if not can(request.user, Action.MANAGE_GATEWAYS, gateway.resource_group):
-        raise PermissionDenied("Only owners and admins of the resource group may change its gateways.")
-    return gateway
 
 
 def spend_budget_of(api_key: ApiKey) -> SpendBudget | None:

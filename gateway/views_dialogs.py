@@ -23,12 +23,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect
 
 from core.errors import ApplicationError, add_service_errors
-from core.htmx import is_partial, save_form
+from core.htmx import (
+    announce_change,
+    close_dialog,
+    is_partial,
+    render_dialog,
+    render_secret_once,
+    safe_next_url,
+    save_form,
+)
 from core.permissions import Action, can, can_change_api_key, gateways_for, groups_for, policy_for
 from gateway.forms import TokenQuotaForm
 from gateway.forms_dialogs import (
@@ -40,14 +47,10 @@ from gateway.forms_dialogs import (
     ManageExpirationForm,
 )
 from gateway.models import Gateway, GatewayStatus
+from gateway.selectors import gateway_to_manage
 from gateway.services import copy_name, gateway_delete, gateway_update
 from gateway.setup import gateway_duplicate
-from gateway.views import (
-    KeyRow,
-    gateway_to_manage,
-    spend_budget_of,
-    token_quota_save,
-)
+from gateway.views import KeyRow, spend_budget_of, token_quota_save
 from keys.filters import ApiKeyFilterSet
 from keys.models import ApiKey, ApiKeyStatus
 from keys.selectors import api_key_for, api_keys_for
@@ -64,50 +67,7 @@ ROTATE_REVOKED = "A revoked API key cannot be rotated. Create a new API key inst
 KEYS_PER_PAGE = 50
 
 
-# Helpers shared by the dialogs.
-
-
-def _dialog(request: HttpRequest, template: str, context: dict) -> HttpResponse:
-    """The dialog's body for htmx (`<template>#body`), else its page (no JavaScript)."""
-    partial = is_partial(request)
-    response = render(request, template + ("#body" if partial else ""), {**context, "standalone": not partial})
-    patch_vary_headers(response, ["HX-Request"])
-    return response
-
-
-def _done(request: HttpRequest, message: str, dialog: str, next_url: str) -> HttpResponse:
-    """After a successful change: htmx closes `dialog`, shows a toast and refreshes the page
-    region; other clients are redirected to `next_url` with the message."""
-    if not is_partial(request):
-        messages.success(request, message)
-        return redirect(next_url)
-    response = HttpResponse("")
-    _after_change(response, message)
-    trigger_client_event(response, "aigw:close-dialog", {"id": dialog}, after="settle")
-    return response
-
-
-def _after_change(response: HttpResponse, message: str) -> None:
-    trigger_client_event(response, "aigw:toast", {"message": message}, after="settle")
-    trigger_client_event(response, "aigw:refresh", {}, after="settle")
-
-
-def _show_secret(request: HttpRequest, template: str, context: dict, message: str) -> HttpResponse:
-    """The answer holding a secret shown once: never cached, never stored, never shown again
-    (a GET of the same URL shows the form)."""
-    response = _dialog(request, template, context)
-    response["Cache-Control"] = "no-store"
-    if is_partial(request):
-        _after_change(response, message)
-    return response
-
-
-def _next_url(request: HttpRequest, default: str) -> str:
-    """Where to go back to after a key action: `next` (a path on this site), else `default`."""
-    wanted = request.POST.get("next") or request.GET.get("next") or ""
-    if wanted and url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}):
-        return wanted
-    return default
+# Helpers of the API key dialogs.
 
 
 def _keys_tab(gateway: Gateway) -> str:
@@ -133,16 +93,18 @@ def _api_key_to_change(request: HttpRequest, key_pk: int) -> ApiKey:
 def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
     """Manage token quota: Unlimited, or tokens (every type) per refresh period, soft or hard.
     The same save as the Limits tab (`quotas.services.token_quota_set`)."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     quota = TokenQuota.objects.restrict(request.user).filter(gateway=gateway).first()
     if request.method == "POST":
         form = TokenQuotaForm(request.POST)
         if save_form(form, lambda data: token_quota_save(gateway, data)):
             detail = reverse("gateway-detail", args=[gateway.pk])
-            return _done(request, "Token quota saved.", "token-quota-dialog", detail)
+            return close_dialog(request, "Token quota saved.", "token-quota-dialog", detail)
     else:
         form = TokenQuotaForm(initial=TokenQuotaForm.initial_for(quota))
-    return _dialog(request, "gateway/dialogs/token_quota.html", {"gateway": gateway, "form": form, "quota": quota})
+    return render_dialog(
+        request, "gateway/dialogs/token_quota.html", {"gateway": gateway, "form": form, "quota": quota}
+    )
 
 
 @login_required
@@ -150,7 +112,7 @@ def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
 def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
     """Manage expiration: a new expiry for one of the gateway's API keys (7/30/60/90 days,
     Long-lived, or a custom UTC date-time). `?key=<id>` preselects a key."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     api_keys = api_keys_for(request.user, Action.MANAGE_GATEWAYS).filter(gateway=gateway)
     if request.method == "POST":
         form = ManageExpirationForm(request.POST, api_keys=api_keys)
@@ -163,14 +125,14 @@ def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
                 add_service_errors(form, error)
             else:
                 detail = reverse("gateway-detail", args=[gateway.pk])
-                return _done(request, f"Expiration of {api_key.name} saved.", "expiration-dialog", detail)
+                return close_dialog(request, f"Expiration of {api_key.name} saved.", "expiration-dialog", detail)
     else:
         form = ManageExpirationForm(api_keys=api_keys)
         choices = list(form.fields["api_key"].queryset)  # type: ignore[attr-defined]
         selected = next((k for k in choices if str(k.pk) == request.GET.get("key")), choices[0] if choices else None)
         form.initial = {"api_key": selected, **ExpiryForm.initial_for(selected)}
     context = {"gateway": gateway, "form": form, "now": timezone.now()}
-    return _dialog(request, "gateway/dialogs/expiration.html", context)
+    return render_dialog(request, "gateway/dialogs/expiration.html", context)
 
 
 @login_required
@@ -178,7 +140,7 @@ def gateway_expiration(request: HttpRequest, pk: int) -> HttpResponse:
 def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Duplicate: the same configuration under a new name, with a new API key shown once
     (`gateway.setup.gateway_duplicate`)."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     if request.method == "POST":
         form = DuplicateForm(request.POST)
         if form.is_valid():
@@ -191,10 +153,10 @@ def gateway_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 context = {"gateway": gateway, "copy": copy, "api_key": api_key, "secret": secret}
                 message = f"AI gateway {copy.name} created."
-                return _show_secret(request, "gateway/dialogs/duplicate.html", context, message)
+                return render_secret_once(request, "gateway/dialogs/duplicate.html", context, message)
     else:
         form = DuplicateForm(initial={"name": copy_name(gateway)})
-    return _dialog(request, "gateway/dialogs/duplicate.html", {"gateway": gateway, "form": form})
+    return render_dialog(request, "gateway/dialogs/duplicate.html", {"gateway": gateway, "form": form})
 
 
 @login_required
@@ -204,7 +166,7 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
     every request of its API keys. htmx gets the page head back, with a toast.
 
     Answers 400 for any other status (the service's rule, `gateway_update`)."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     wanted = request.POST.get("status", "")
     try:
         gateway_update(gateway=gateway, status=wanted)
@@ -223,7 +185,7 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
         "can_create_keys": True,
     }
     response = render(request, "gateway/gateway_detail.html#gateway-head", context)
-    _after_change(response, message)  # the tabs show the status too
+    announce_change(response, message)  # the tabs show the status too
     return response
 
 
@@ -232,7 +194,7 @@ def gateway_status(request: HttpRequest, pk: int) -> HttpResponse:
 def gateway_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete, confirmed by typing the gateway's name: all its keys stop working at once; its
     usage and audit records stay (`gateway.services.gateway_delete`). Then the gateway list."""
-    gateway = gateway_to_manage(request, pk)
+    gateway = gateway_to_manage(request.user, pk)
     if request.method == "POST":
         form = DeleteForm(request.POST, gateway=gateway)
         if form.is_valid():
@@ -244,7 +206,9 @@ def gateway_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         form = DeleteForm(gateway=gateway)
     live_keys = api_keys_for(request.user).filter(gateway=gateway).exclude(status=ApiKeyStatus.REVOKED).count()
-    return _dialog(request, "gateway/dialogs/delete.html", {"gateway": gateway, "form": form, "live_keys": live_keys})
+    return render_dialog(
+        request, "gateway/dialogs/delete.html", {"gateway": gateway, "form": form, "live_keys": live_keys}
+    )
 
 
 # API keys: create, edit, rotate, revoke.
@@ -289,7 +253,7 @@ def api_key_create_any(request: HttpRequest) -> HttpResponse:
 
 def _create_key(request: HttpRequest, form: ApiKeyCreateForm, gateway: Gateway | None, action: str) -> HttpResponse:
     """Create the key (and its budget) in one transaction once `form` is valid; else the form."""
-    next_url = _next_url(request, _keys_tab(gateway) if gateway else reverse("api-key-list"))
+    next_url = safe_next_url(request, _keys_tab(gateway) if gateway else reverse("api-key-list"))
     if request.method == "POST" and gateway is not None and form.is_valid():
         data = form.cleaned_data
         try:
@@ -309,9 +273,9 @@ def _create_key(request: HttpRequest, form: ApiKeyCreateForm, gateway: Gateway |
         else:
             context = {"gateway": gateway, "api_key": api_key, "secret": secret, "next": next_url}
             message = f"API key {api_key.name} created."
-            return _show_secret(request, "gateway/dialogs/api_key_create.html", context, message)
+            return render_secret_once(request, "gateway/dialogs/api_key_create.html", context, message)
     context = {"gateway": gateway, "form": form, "next": next_url, "action": action}
-    return _dialog(request, "gateway/dialogs/api_key_create.html", context)
+    return render_dialog(request, "gateway/dialogs/api_key_create.html", context)
 
 
 @login_required
@@ -320,7 +284,7 @@ def api_key_edit(request: HttpRequest, key_pk: int) -> HttpResponse:
     """Edit an API key: its name and expiry (`keys.services.api_key_update`). Its spend budget
     has its own dialog (Edit budget)."""
     api_key = _api_key_to_change(request, key_pk)
-    next_url = _next_url(request, _keys_tab(api_key.gateway))
+    next_url = safe_next_url(request, _keys_tab(api_key.gateway))
     if request.method == "POST":
         form = ApiKeyEditForm(request.POST)
         if form.is_valid():
@@ -335,11 +299,11 @@ def api_key_edit(request: HttpRequest, key_pk: int) -> HttpResponse:
             except ApplicationError as error:
                 add_service_errors(form, error)
             else:
-                return _done(request, f"API key {api_key.name} saved.", "key-edit-dialog", next_url)
+                return close_dialog(request, f"API key {api_key.name} saved.", "key-edit-dialog", next_url)
     else:
         form = ApiKeyEditForm(initial={"name": api_key.name})
     context = {"api_key": api_key, "gateway": api_key.gateway, "form": form, "next": next_url}
-    return _dialog(request, "gateway/dialogs/api_key_edit.html", context)
+    return render_dialog(request, "gateway/dialogs/api_key_edit.html", context)
 
 
 @login_required
@@ -348,7 +312,7 @@ def api_key_rotate_view(request: HttpRequest, key_pk: int) -> HttpResponse:
     """Rotate: confirm (GET), then a new secret shown once (POST); the old secret stops working
     (`keys.services.api_key_rotate`). A revoked key cannot be rotated (an inline error)."""
     api_key = _api_key_to_change(request, key_pk)
-    next_url = _next_url(request, _keys_tab(api_key.gateway))
+    next_url = safe_next_url(request, _keys_tab(api_key.gateway))
     error = None
     if request.method == "POST":
         try:
@@ -361,11 +325,11 @@ def api_key_rotate_view(request: HttpRequest, key_pk: int) -> HttpResponse:
         else:
             context = {"api_key": api_key, "gateway": api_key.gateway, "secret": secret, "next": next_url}
             message = f"API key {api_key.name} rotated."
-            return _show_secret(request, "gateway/dialogs/api_key_rotate.html", context, message)
+            return render_secret_once(request, "gateway/dialogs/api_key_rotate.html", context, message)
     elif api_key.status == ApiKeyStatus.REVOKED:
         error = ROTATE_REVOKED
     context = {"api_key": api_key, "gateway": api_key.gateway, "error": error, "next": next_url}
-    return _dialog(request, "gateway/dialogs/api_key_rotate.html", context)
+    return render_dialog(request, "gateway/dialogs/api_key_rotate.html", context)
 
 
 @login_required
@@ -374,14 +338,14 @@ def api_key_revoke_view(request: HttpRequest, key_pk: int) -> HttpResponse:
     """Revoke: confirm (GET), then revoke at once (POST, `keys.services.api_key_revoke`).
     A key revoked meanwhile is said so inline."""
     api_key = _api_key_to_change(request, key_pk)
-    next_url = _next_url(request, _keys_tab(api_key.gateway))
+    next_url = safe_next_url(request, _keys_tab(api_key.gateway))
     error = ALREADY_REVOKED if api_key.status == ApiKeyStatus.REVOKED else None
     if request.method == "POST" and error is None:
         api_key_revoke(api_key=api_key)
         message = f"API key {api_key.name} revoked. Requests with it are refused."
-        return _done(request, message, "key-revoke-dialog", next_url)
+        return close_dialog(request, message, "key-revoke-dialog", next_url)
     context = {"api_key": api_key, "gateway": api_key.gateway, "error": error, "next": next_url}
-    return _dialog(request, "gateway/dialogs/api_key_revoke.html", context)
+    return render_dialog(request, "gateway/dialogs/api_key_revoke.html", context)
 
 
 # The API keys page (Vercel's): every key of the gateways the user may see.
