@@ -4,53 +4,23 @@ forms through `core.errors.add_service_errors`."""
 from __future__ import annotations
 
 from datetime import UTC
-from decimal import Decimal
 
 from django import forms
 from django.utils import timezone
 
 from gateway.models import Model, ResourceGroup
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
-from quotas.models import LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
+from quotas.forms import (
+    CREATE_BUDGET_MESSAGE,
+    QUOTA_REQUIRED,
+    BudgetFieldsForm,
+    choice_field,
+    per_minute_field,
+    usd_field,
+)
+from quotas.models import RefreshPeriod, SpendBudget
 
-QUOTA_REQUIRED = "Enter a positive number of tokens, or tick Unlimited quota."
-BUDGET_MESSAGE = "Enter a spend budget of at least 1 USD."
-CREATE_BUDGET_MESSAGE = "Enter a spend budget of at least 1 USD, or leave it blank for none."
 CREATE_TPM_MESSAGE = "Enter a positive whole number of tokens per minute, or leave it blank for none."
-TPM_REQUIRED = "Enter a positive whole number of tokens per minute, or tick Unlimited TPM."
-RPM_REQUIRED = "Enter a positive whole number of requests per minute, or tick Unlimited RPM."
-
-
-def _usd_field(message: str, **kwargs) -> forms.DecimalField:
-    """A USD amount of at least 1 with at most 4 decimal places (what a spend budget stores)."""
-    return forms.DecimalField(
-        required=False,
-        min_value=Decimal(1),
-        max_digits=14,
-        decimal_places=4,
-        error_messages={
-            "min_value": message,
-            "invalid": message,
-            "max_decimal_places": "Use at most 4 decimal places.",
-            "max_digits": "That is more than aigw can store; enter a smaller amount.",
-        },
-        **kwargs,
-    )
-
-
-def _per_minute_field(message: str, **kwargs) -> forms.IntegerField:
-    return forms.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=2_147_483_647,
-        error_messages={"min_value": message, "invalid": message, "max_value": message},
-        **kwargs,
-    )
-
-
-def _choice_field(choices, label: str) -> forms.ChoiceField:
-    """Optional in the form (a disabled fieldset sends nothing); the model's default otherwise."""
-    return forms.ChoiceField(required=False, choices=choices, label=label)
 
 
 class GatewayCreateForm(forms.Form):
@@ -86,9 +56,9 @@ class GatewayCreateForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "e.g. support-bot", "autocomplete": "off"}),
     )
     resource_group = forms.ModelChoiceField(queryset=ResourceGroup.objects.none(), empty_label=None)
-    spend_budget_usd = _usd_field(CREATE_BUDGET_MESSAGE, label="Spend budget (USD)")
-    spend_budget_refresh_period = _choice_field(RefreshPeriod.choices, "Refresh period")
-    tokens_per_minute = _per_minute_field(CREATE_TPM_MESSAGE, label="Tokens per minute (TPM)")
+    spend_budget_usd = usd_field(CREATE_BUDGET_MESSAGE, label="Spend budget (USD)")
+    spend_budget_refresh_period = choice_field(RefreshPeriod.choices, "Refresh period")
+    tokens_per_minute = per_minute_field(CREATE_TPM_MESSAGE, label="Tokens per minute (TPM)")
     accept_terms = forms.BooleanField(
         required=True,
         label="I have read and accept the AI Gateway terms",
@@ -140,87 +110,7 @@ class GatewayCreateForm(forms.Form):
         return min((self.STEPS.get(field, 1) for field in self.errors), default=1)
 
 
-class TokenQuotaForm(forms.Form):
-    """A token quota on the Limits tab: Unlimited, or tokens per refresh period, soft or hard."""
-
-    unlimited = forms.BooleanField(required=False, label="Unlimited quota")
-    limit_tokens = forms.IntegerField(
-        required=False,
-        min_value=1,
-        label="Token quota (tokens, all types)",
-        error_messages={"min_value": QUOTA_REQUIRED, "invalid": QUOTA_REQUIRED},
-    )
-    refresh_period = _choice_field(RefreshPeriod.choices, "Refresh period")
-    mode = _choice_field(LimitMode.choices, "Mode")
-
-    @staticmethod
-    def initial_for(quota: TokenQuota | None) -> dict:
-        if quota is None:
-            return {"unlimited": True, "refresh_period": RefreshPeriod.NONE, "mode": LimitMode.SOFT}
-        return {
-            "unlimited": False,
-            "limit_tokens": quota.limit_tokens,
-            "refresh_period": quota.refresh_period,
-            "mode": quota.mode,
-        }
-
-    def clean(self):
-        data = super().clean()
-        if not data.get("unlimited") and data.get("limit_tokens") is None and "limit_tokens" not in self.errors:
-            self.add_error("limit_tokens", QUOTA_REQUIRED)
-        data["refresh_period"] = data.get("refresh_period") or RefreshPeriod.NONE
-        data["mode"] = data.get("mode") or LimitMode.SOFT
-        return data
-
-
-class _BudgetFieldsForm(forms.Form):
-    """The fields of a spend budget: a USD limit (at least 1), a refresh period and a mode.
-    Subclasses say whether a budget is wanted at all (`limited`)."""
-
-    limit_usd = _usd_field(BUDGET_MESSAGE, label="Limit (USD)")
-    refresh_period = _choice_field(RefreshPeriod.choices, "Refresh period")
-    mode = _choice_field(LimitMode.choices, "Mode")
-
-    def limited(self, data: dict) -> bool:
-        raise NotImplementedError
-
-    def clean(self):
-        data = super().clean()
-        if self.limited(data) and data.get("limit_usd") is None and "limit_usd" not in self.errors:
-            self.add_error("limit_usd", BUDGET_MESSAGE)
-        data["limited"] = self.limited(data)
-        data["refresh_period"] = data.get("refresh_period") or RefreshPeriod.NONE
-        data["mode"] = data.get("mode") or LimitMode.SOFT
-        return data
-
-    @staticmethod
-    def _budget_initial(budget: SpendBudget | None) -> dict:
-        if budget is None:
-            return {"refresh_period": RefreshPeriod.NONE, "mode": LimitMode.SOFT, "active": True}
-        return {
-            "limit_usd": f"{budget.limit_usd.normalize():f}",
-            "refresh_period": budget.refresh_period,
-            "mode": budget.mode,
-            "active": budget.active,
-        }
-
-
-class SpendBudgetForm(_BudgetFieldsForm):
-    """A gateway's spend budget on the Limits tab: Unlimited (none, or archived), or a budget
-    that is enforced (`active`) or kept without being enforced."""
-
-    unlimited = forms.BooleanField(required=False, label="Unlimited spend (no budget)")
-    active = forms.BooleanField(required=False, label="Active (enforced)")
-
-    def limited(self, data: dict) -> bool:
-        return not data.get("unlimited")
-
-    @classmethod
-    def initial_for(cls, budget: SpendBudget | None) -> dict:
-        return {"unlimited": budget is None or budget.archived_at is not None, **cls._budget_initial(budget)}
-
-
-class ApiKeyBudgetForm(_BudgetFieldsForm):
+class ApiKeyBudgetForm(BudgetFieldsForm):
     """The Edit budget dialog of an API key: enable (create or restore) or disable (archive)."""
 
     enabled = forms.BooleanField(required=False, label="Enable budget")
@@ -231,38 +121,6 @@ class ApiKeyBudgetForm(_BudgetFieldsForm):
     @classmethod
     def initial_for(cls, budget: SpendBudget | None) -> dict:
         return {"enabled": budget is not None and budget.enforced, **cls._budget_initial(budget)}
-
-
-class RateLimitForm(forms.Form):
-    """A gateway's TPM and RPM, each Unlimited or a positive whole number."""
-
-    unlimited_tpm = forms.BooleanField(required=False, label="Unlimited TPM")
-    tokens_per_minute = _per_minute_field(TPM_REQUIRED, label="Tokens per minute (TPM)")
-    unlimited_rpm = forms.BooleanField(required=False, label="Unlimited RPM")
-    requests_per_minute = _per_minute_field(RPM_REQUIRED, label="Requests per minute (RPM)")
-
-    @staticmethod
-    def initial_for(limit: RateLimit | None) -> dict:
-        tpm = limit.tokens_per_minute if limit else None
-        rpm = limit.requests_per_minute if limit else None
-        return {
-            "unlimited_tpm": tpm is None,
-            "tokens_per_minute": tpm,
-            "unlimited_rpm": rpm is None,
-            "requests_per_minute": rpm,
-        }
-
-    def clean(self):
-        data = super().clean()
-        for field, unlimited, message in (
-            ("tokens_per_minute", "unlimited_tpm", TPM_REQUIRED),
-            ("requests_per_minute", "unlimited_rpm", RPM_REQUIRED),
-        ):
-            if data.get(unlimited):
-                data[field] = None
-            elif data.get(field) is None and field not in self.errors:
-                self.add_error(field, message)
-        return data
 
 
 MODELS_HELP = (

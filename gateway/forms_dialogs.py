@@ -9,10 +9,11 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from gateway.forms import CREATE_BUDGET_MESSAGE, GatewayCreateForm, _choice_field, _usd_field
+from gateway.forms import GatewayCreateForm
 from gateway.models import Gateway
 from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from keys.models import ApiKey, ApiKeyStatus
+from quotas.forms import CREATE_BUDGET_MESSAGE, choice_field, usd_field
 from quotas.models import LimitMode, RefreshPeriod
 
 CUSTOM_EXPIRY_REQUIRED = "Pick the date and time (UTC) when the API key expires."
@@ -150,9 +151,9 @@ class ApiKeyCreateForm(ExpiryForm):
         error_messages={"required": "Enter a name for the API key."},
         widget=forms.TextInput(attrs={"placeholder": "e.g. production", "autocomplete": "off"}),
     )
-    limit_usd = _usd_field(CREATE_BUDGET_MESSAGE, label="Spend budget (USD)")
-    refresh_period = _choice_field(RefreshPeriod.choices, "Refresh period")
-    mode = _choice_field(LimitMode.choices, "Mode")
+    limit_usd = usd_field(CREATE_BUDGET_MESSAGE, label="Spend budget (USD)")
+    refresh_period = choice_field(RefreshPeriod.choices, "Refresh period")
+    mode = choice_field(LimitMode.choices, "Mode")
 
     field_order = ["name", "expires_in", "expires_at", "limit_usd", "refresh_period", "mode"]
 

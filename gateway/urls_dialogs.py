@@ -1,12 +1,11 @@
-"""Console URLs of the gateway details dialogs (token quota, expiration, duplicate, delete,
-enable/disable) and of API keys (the cross-gateway API keys page; create, edit, rotate, revoke)."""
+"""Console URLs of the gateway details dialogs (expiration, duplicate, delete, enable/disable)
+and of API keys (the cross-gateway API keys page; create, edit, rotate, revoke)."""
 
 from django.urls import path
 
 from gateway import views_dialogs as views
 
 urlpatterns = [
-    path("gateways/<int:pk>/token-quota/", views.gateway_token_quota, name="gateway-manage-token-quota"),
     path("gateways/<int:pk>/expiration/", views.gateway_expiration, name="gateway-expiration"),
     path("gateways/<int:pk>/duplicate/", views.gateway_duplicate_view, name="gateway-duplicate"),
     path("gateways/<int:pk>/status/", views.gateway_status, name="gateway-status"),

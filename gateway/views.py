@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Q, Sum
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,14 +22,10 @@ from django_htmx.http import trigger_client_event
 from core.errors import ApplicationError, add_service_errors
 from core.htmx import is_partial, save_form
 from core.permissions import Action, User, can, gateways_for, groups_for, policy_for
-from core.templatetags.aigw import usd
 from gateway.forms import (
     ApiKeyBudgetForm,
     GatewayCreateForm,
     GatewayModelsForm,
-    RateLimitForm,
-    SpendBudgetForm,
-    TokenQuotaForm,
 )
 from gateway.models import Gateway, Model
 from gateway.selectors import gateway_to_manage
@@ -38,10 +33,10 @@ from gateway.services import gateway_update
 from gateway.setup import gateway_create as create_gateway
 from keys.models import ApiKey, ApiKeyStatus
 from keys.selectors import api_keys_for
-from quotas.models import Level, LimitMode, RateLimit, RefreshPeriod, SpendBudget, TokenQuota
+from quotas.models import Level, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_start
-from quotas.selectors import Used, spend_by_api_key, used_in_window
-from quotas.services import rate_limit_set, spend_budget_set, token_quota_set
+from quotas.selectors import spend_by_api_key, used_in_window
+from quotas.views import budget_line, limits_context, percent_of, spend_budget_save
 from usage.models import UsageEvent
 from usage.selectors import tokens_used, usage_events_latest, usage_summary
 
@@ -189,7 +184,7 @@ def gateway_detail(request: HttpRequest, pk: int) -> HttpResponse:
         tab = "basic"
     if tab in USAGE_TABS and not can(request.user, Action.VIEW_USAGE, gateway.resource_group):
         raise PermissionDenied(USAGE_DENIED)
-    return _render_detail(request, gateway, tab)
+    return render_detail(request, gateway, tab)
 
 
 def _tabs_for(user: User, gateway: Gateway) -> dict[str, str]:
@@ -212,7 +207,10 @@ def _models_context(user: User, gateway: Gateway, form: GatewayModelsForm | None
     return context
 
 
-def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) -> HttpResponse:
+def render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) -> HttpResponse:
+    """The details page of `gateway` at `tab` (one of TABS), the tabs alone for htmx. `extra`
+    goes to the tab's context: `models_form` (Basic information), `bound` and `saved` (Limits,
+    `quotas.views.limits_context`)."""
     user = request.user
     can_view_usage = can(user, Action.VIEW_USAGE, gateway.resource_group)
     context = {
@@ -230,7 +228,7 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
             since = window_start(quota.refresh_period, timezone.now())
             used = tokens_used(gateway=gateway, since=since, user=user)
             context["quota_used"] = used
-            context["quota_percent"] = _percent(used, quota.limit_tokens)
+            context["quota_percent"] = percent_of(used, quota.limit_tokens)
         context["api_keys"] = api_keys_for(user).filter(gateway=gateway).order_by("-created_at")
         context.update(_models_context(user, gateway, extra.get("models_form")))
     elif tab == "keys":
@@ -242,7 +240,7 @@ def _render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) ->
         context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
         context["keys_next"] = reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys"
     elif tab == "limits":
-        context.update(_limits_context(user, gateway, **extra))
+        context.update(limits_context(user, gateway, **extra))
     elif tab == "analysis":
         now = timezone.now()
         since = window_start(RefreshPeriod.MONTHLY, now)
@@ -278,20 +276,12 @@ class KeyRow:
         if spent is None:
             since = window_start(budget.refresh_period, now)
             spent = used_in_window(level=Level.API_KEY, entity_id=api_key.pk, since=since).usd
-        return cls(api_key, status, budget, budget_line(spent, budget), _percent(spent, budget.limit_usd))
+        return cls(api_key, status, budget, budget_line(spent, budget), percent_of(spent, budget.limit_usd))
 
     @property
     def budget_paused(self) -> bool:
         """A budget kept but not enforced (inactive); archived budgets are simply gone."""
         return self.budget is not None and self.budget.archived_at is None and not self.budget.active
-
-
-def budget_line(spent: Decimal, budget: SpendBudget) -> str:
-    """Vercel's budget text: `$1.04 / $10 spent · monthly` (no period for `none`)."""
-    line = f"{usd(spent)} / {_dollars(budget.limit_usd)} spent"
-    if budget.refresh_period != RefreshPeriod.NONE:
-        line += f" · {budget.refresh_period}"
-    return line
 
 
 @login_required
@@ -304,7 +294,7 @@ def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpRespo
     budget = spend_budget_of(api_key)
     if request.method == "POST":
         form = ApiKeyBudgetForm(request.POST)
-        if save_form(form, lambda data: _spend_budget_save(data, api_key=api_key)):
+        if save_form(form, lambda data: spend_budget_save(data, api_key=api_key)):
             message = f"Budget of {api_key.name} saved."
             if not is_partial(request):
                 messages.success(request, message)
@@ -340,128 +330,10 @@ def gateway_models_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if saved and not is_partial(request):
         messages.success(request, MODELS_SAVED)
         return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=basic")
-    response = _render_detail(request, gateway, "basic", models_form=None if saved else form)
+    response = render_detail(request, gateway, "basic", models_form=None if saved else form)
     if saved:
         trigger_client_event(response, "aigw:toast", {"message": MODELS_SAVED})
     return response
-
-
-# Limits tab: the gateway's token quota, spend budget, TPM and RPM.
-
-LIMIT_FORMS: dict[str, type[Form]] = {
-    "token-quota": TokenQuotaForm,
-    "spend-budget": SpendBudgetForm,
-    "rate-limit": RateLimitForm,
-}
-LIMIT_SAVED = {
-    "token-quota": "Token quota saved.",
-    "spend-budget": "Spend budget saved.",
-    "rate-limit": "TPM and RPM saved.",
-}
-
-
-@login_required
-@require_POST
-def gateway_limit_edit(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
-    """Save one limit of the Limits tab; htmx gets the limit's card back, with its errors or
-    saved, other clients the page."""
-    gateway = gateway_to_manage(request.user, pk)
-    form = LIMIT_FORMS[kind](request.POST)
-    if kind == "token-quota":
-        saved = save_form(form, lambda data: token_quota_save(gateway, data))
-    elif kind == "spend-budget":
-        saved = save_form(form, lambda data: _spend_budget_save(data, gateway=gateway))
-    else:
-        saved = save_form(form, lambda data: _rate_limit_save(gateway, data))
-    if not is_partial(request):
-        if saved:
-            messages.success(request, LIMIT_SAVED[kind])
-            return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=limits")
-        return _render_detail(request, gateway, "limits", bound={kind: form})
-    context = {
-        "gateway": gateway,
-        "can_manage": True,
-        **_limits_context(request.user, gateway, bound={} if saved else {kind: form}, saved=kind if saved else None),
-    }
-    response = render(request, f"gateway/gateway_detail.html#limit-{kind}", context)
-    if saved:
-        trigger_client_event(response, "aigw:toast", {"message": LIMIT_SAVED[kind]})
-    return response
-
-
-def _limits_context(
-    user: User, gateway: Gateway, *, bound: dict[str, Form] | None = None, saved: str | None = None
-) -> dict:
-    """What the Limits tab shows: each limit (read through the policy), its form, and what was
-    used in its window (a limit's state, `quotas.selectors`)."""
-    bound = bound or {}
-    now = timezone.now()
-    quota = TokenQuota.objects.restrict(user).filter(gateway=gateway).first()
-    budget = SpendBudget.objects.restrict(user).filter(gateway=gateway).first()
-    rate = RateLimit.objects.restrict(user).filter(gateway=gateway).first()
-    windows: dict[str, Used] = {}
-
-    def used(period: str) -> Used:
-        if period not in windows:
-            windows[period] = used_in_window(level=Level.GATEWAY, entity_id=gateway.pk, since=window_start(period, now))
-        return windows[period]
-
-    live_budget = budget if budget is not None and budget.archived_at is None else None
-    quota_used = used(quota.refresh_period if quota else RefreshPeriod.NONE).tokens
-    spent = used(live_budget.refresh_period if live_budget else RefreshPeriod.NONE).usd
-    minute = now.replace(second=0, microsecond=0)
-    this_minute = used_in_window(level=Level.GATEWAY, entity_id=gateway.pk, since=minute)
-    return {
-        "saved": saved,
-        "quota": quota,
-        "quota_used": quota_used,
-        "quota_percent": _percent(quota_used, quota.limit_tokens) if quota else None,
-        "budget": live_budget,
-        "budget_spent": spent,
-        "budget_line": budget_line(spent, live_budget) if live_budget else None,
-        "budget_percent": _percent(spent, live_budget.limit_usd) if live_budget else None,
-        "rate": rate,
-        "minute_tokens": this_minute.tokens,
-        "minute_requests": this_minute.requests,
-        "token_quota_form": bound.get("token-quota") or TokenQuotaForm(initial=TokenQuotaForm.initial_for(quota)),
-        "spend_budget_form": bound.get("spend-budget") or SpendBudgetForm(initial=SpendBudgetForm.initial_for(budget)),
-        "rate_limit_form": bound.get("rate-limit") or RateLimitForm(initial=RateLimitForm.initial_for(rate)),
-    }
-
-
-# Writes: each calls the limit's service; what the service refuses goes back to the form.
-
-
-def token_quota_save(gateway: Gateway, data: dict) -> None:
-    """Save the Manage token quota form's `cleaned_data` on `gateway` (unlimited removes it).
-
-    Raises:
-        ValidationFailed: from `quotas.services.token_quota_set`.
-    """
-    token_quota_set(
-        gateway=gateway,
-        limit_tokens=None if data["unlimited"] else data["limit_tokens"],
-        refresh_period=data["refresh_period"],
-        mode=data["mode"],
-    )
-
-
-def _rate_limit_save(gateway: Gateway, data: dict) -> None:
-    rate_limit_set(
-        gateway=gateway,
-        tokens_per_minute=data["tokens_per_minute"],
-        requests_per_minute=data["requests_per_minute"],
-    )
-
-
-def _spend_budget_save(data: dict, **owner) -> None:
-    spend_budget_set(
-        limit_usd=data["limit_usd"] if data["limited"] else None,
-        refresh_period=data.get("refresh_period") or RefreshPeriod.NONE,
-        mode=data.get("mode") or LimitMode.SOFT,
-        active=data.get("active", True),
-        **owner,
-    )
 
 
 # Helpers.
@@ -473,14 +345,3 @@ def spend_budget_of(api_key: ApiKey) -> SpendBudget | None:
         return api_key.spend_budget
     except ObjectDoesNotExist:
         return None
-
-
-def _percent(used, limit) -> int:
-    return min(100, int(100 * used / limit)) if limit else 100
-
-
-def _dollars(amount: Decimal) -> str:
-    """A limit in USD: `$10` for whole dollars, else as exact as `usd` (`$12.50`)."""
-    if amount == amount.to_integral_value():
-        return f"${int(amount)}"
-    return usd(amount)

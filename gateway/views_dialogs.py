@@ -1,6 +1,6 @@
-"""Console views of the gateway details dialogs (Manage token quota, Manage expiration, Duplicate,
-Enable/Disable, Delete) and of API keys (the cross-gateway API keys page; Create, Edit, Rotate,
-Revoke). SPEC §2.
+"""Console views of the gateway details dialogs (Manage expiration, Duplicate, Enable/Disable,
+Delete; Manage token quota is `quotas.views.gateway_token_quota`) and of API keys (the
+cross-gateway API keys page; Create, Edit, Rotate, Revoke). SPEC §2.
 
 Every action works twice: as a plain page without JavaScript (GET its form, POST, redirect with a
 Django message) and as a dialog with htmx (GET its body; POST answers the body again with inline
@@ -34,10 +34,8 @@ from core.htmx import (
     render_dialog,
     render_secret_once,
     safe_next_url,
-    save_form,
 )
 from core.permissions import Action, can, can_change_api_key, gateways_for, groups_for, policy_for
-from gateway.forms import TokenQuotaForm
 from gateway.forms_dialogs import (
     ApiKeyCreateForm,
     ApiKeyEditForm,
@@ -50,12 +48,11 @@ from gateway.models import Gateway, GatewayStatus
 from gateway.selectors import gateway_to_manage
 from gateway.services import copy_name, gateway_delete, gateway_update
 from gateway.setup import gateway_duplicate
-from gateway.views import KeyRow, spend_budget_of, token_quota_save
+from gateway.views import KeyRow, spend_budget_of
 from keys.filters import ApiKeyFilterSet
 from keys.models import ApiKey, ApiKeyStatus
 from keys.selectors import api_key_for, api_keys_for
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
-from quotas.models import TokenQuota
 from quotas.selectors import spend_by_api_key
 from quotas.services import spend_budget_set
 
@@ -86,25 +83,6 @@ def _api_key_to_change(request: HttpRequest, key_pk: int) -> ApiKey:
 
 
 # Gateway details: header actions.
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def gateway_token_quota(request: HttpRequest, pk: int) -> HttpResponse:
-    """Manage token quota: Unlimited, or tokens (every type) per refresh period, soft or hard.
-    The same save as the Limits tab (`quotas.services.token_quota_set`)."""
-    gateway = gateway_to_manage(request.user, pk)
-    quota = TokenQuota.objects.restrict(request.user).filter(gateway=gateway).first()
-    if request.method == "POST":
-        form = TokenQuotaForm(request.POST)
-        if save_form(form, lambda data: token_quota_save(gateway, data)):
-            detail = reverse("gateway-detail", args=[gateway.pk])
-            return close_dialog(request, "Token quota saved.", "token-quota-dialog", detail)
-    else:
-        form = TokenQuotaForm(initial=TokenQuotaForm.initial_for(quota))
-    return render_dialog(
-        request, "gateway/dialogs/token_quota.html", {"gateway": gateway, "form": form, "quota": quota}
-    )
 
 
 @login_required
