@@ -1,4 +1,7 @@
-"""URLs of the console (HTML). The `/v1/` data plane is routed in config.asgi."""
+"""URLs of the console (HTML). The `/v1/` data plane is routed in config.asgi.
+
+Some apps' console URLs are included in several parts (`keys.urls`), each where those URLs were
+before their pages moved into the app, so that the order of the URLs stays as it was."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -6,6 +9,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from gateway import views
+from keys import urls as keys_urls
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="gateway-list"), name="home"),
@@ -14,14 +18,11 @@ urlpatterns = [
     path("gateways/", views.gateway_list, name="gateway-list"),
     path("gateways/new/", views.gateway_create, name="gateway-create"),
     path("gateways/<int:pk>/", views.gateway_detail, name="gateway-detail"),
-    path(
-        "gateways/<int:pk>/api-keys/<int:key_pk>/budget/",
-        views.api_key_budget_edit,
-        name="api-key-budget",
-    ),
+    path("", include(keys_urls.budget_urlpatterns)),
     path("gateways/<int:pk>/models/", views.gateway_models_edit, name="gateway-models"),
     path("", include("quotas.urls")),
     path("", include("gateway.urls_dialogs")),
+    path("", include(keys_urls.api_key_urlpatterns)),
     path("", include("gateway.urls_groups")),
     path("", include("keys.urls")),
     path("", include("usage.urls")),

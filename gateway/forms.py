@@ -13,12 +13,11 @@ from keys.expiry import EXPIRES_IN_CHOICES, expires_at_for
 from quotas.forms import (
     CREATE_BUDGET_MESSAGE,
     QUOTA_REQUIRED,
-    BudgetFieldsForm,
     choice_field,
     per_minute_field,
     usd_field,
 )
-from quotas.models import RefreshPeriod, SpendBudget
+from quotas.models import RefreshPeriod
 
 CREATE_TPM_MESSAGE = "Enter a positive whole number of tokens per minute, or leave it blank for none."
 
@@ -108,19 +107,6 @@ class GatewayCreateForm(forms.Form):
 
     def first_error_step(self) -> int:
         return min((self.STEPS.get(field, 1) for field in self.errors), default=1)
-
-
-class ApiKeyBudgetForm(BudgetFieldsForm):
-    """The Edit budget dialog of an API key: enable (create or restore) or disable (archive)."""
-
-    enabled = forms.BooleanField(required=False, label="Enable budget")
-
-    def limited(self, data: dict) -> bool:
-        return bool(data.get("enabled"))
-
-    @classmethod
-    def initial_for(cls, budget: SpendBudget | None) -> dict:
-        return {"enabled": budget is not None and budget.enforced, **cls._budget_initial(budget)}
 
 
 MODELS_HELP = (

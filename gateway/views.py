@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,7 +23,6 @@ from core.errors import ApplicationError, add_service_errors
 from core.htmx import is_partial, save_form
 from core.permissions import Action, User, can, gateways_for, groups_for, policy_for
 from gateway.forms import (
-    ApiKeyBudgetForm,
     GatewayCreateForm,
     GatewayModelsForm,
 )
@@ -31,12 +30,12 @@ from gateway.models import Gateway, Model
 from gateway.selectors import gateway_to_manage
 from gateway.services import gateway_update
 from gateway.setup import gateway_create as create_gateway
-from keys.models import ApiKey, ApiKeyStatus
+from keys.models import ApiKeyStatus
 from keys.selectors import api_keys_for
-from quotas.models import Level, RefreshPeriod, SpendBudget, TokenQuota
+from keys.views import keys_tab_context
+from quotas.models import RefreshPeriod, TokenQuota
 from quotas.periods import window_start
-from quotas.selectors import spend_by_api_key, used_in_window
-from quotas.views import budget_line, limits_context, percent_of, spend_budget_save
+from quotas.views import limits_context, percent_of
 from usage.models import UsageEvent
 from usage.selectors import tokens_used, usage_events_latest, usage_summary
 
@@ -232,13 +231,7 @@ def render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) -> 
         context["api_keys"] = api_keys_for(user).filter(gateway=gateway).order_by("-created_at")
         context.update(_models_context(user, gateway, extra.get("models_form")))
     elif tab == "keys":
-        now = timezone.now()
-        keys = api_keys_for(user).filter(gateway=gateway).select_related("spend_budget")
-        api_keys = list(keys.order_by("-created_at"))
-        budgets = [b for b in (spend_budget_of(k) for k in api_keys) if b is not None and b.enforced]
-        spent = spend_by_api_key(budgets=budgets, now=now)
-        context["key_rows"] = [KeyRow.of(api_key, now, spent.get(api_key.pk)) for api_key in api_keys]
-        context["keys_next"] = reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys"
+        context.update(keys_tab_context(user, gateway))
     elif tab == "limits":
         context.update(limits_context(user, gateway, **extra))
     elif tab == "analysis":
@@ -248,66 +241,6 @@ def render_detail(request: HttpRequest, gateway: Gateway, tab: str, **extra) -> 
     else:
         context["events"] = usage_events_latest(gateway=gateway, user=user)
     template = "gateway/gateway_detail.html#tabs" if is_partial(request) else "gateway/gateway_detail.html"
-    response = render(request, template, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
-
-
-# API keys tab and the Edit budget dialog.
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    """One API key as the API keys tab shows it, with its spend budget in Vercel's words."""
-
-    api_key: ApiKey
-    status: str
-    budget: SpendBudget | None  # the key's budget, archived or not
-    budget_line: str  # `$1.04 / $10 spent · monthly`, or `Unlimited quota`
-    budget_percent: int | None  # None when no budget is enforced
-
-    @classmethod
-    def of(cls, api_key: ApiKey, now: datetime, spent: Decimal | None = None) -> KeyRow:
-        """`spent`: the key's cost in its budget's current window, when already known."""
-        budget = spend_budget_of(api_key)
-        status = api_key.effective_status(now)
-        if budget is None or not budget.enforced:
-            return cls(api_key, status, budget, "Unlimited quota", None)
-        if spent is None:
-            since = window_start(budget.refresh_period, now)
-            spent = used_in_window(level=Level.API_KEY, entity_id=api_key.pk, since=since).usd
-        return cls(api_key, status, budget, budget_line(spent, budget), percent_of(spent, budget.limit_usd))
-
-    @property
-    def budget_paused(self) -> bool:
-        """A budget kept but not enforced (inactive); archived budgets are simply gone."""
-        return self.budget is not None and self.budget.archived_at is None and not self.budget.active
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def api_key_budget_edit(request: HttpRequest, pk: int, key_pk: int) -> HttpResponse:
-    """The Edit budget dialog of one API key (GET: its form; POST: save it)."""
-    gateway = gateway_to_manage(request.user, pk)
-    keys = api_keys_for(request.user, Action.MANAGE_GATEWAYS).filter(gateway=gateway).select_related("spend_budget")
-    api_key = get_object_or_404(keys, pk=key_pk)
-    budget = spend_budget_of(api_key)
-    if request.method == "POST":
-        form = ApiKeyBudgetForm(request.POST)
-        if save_form(form, lambda data: spend_budget_save(data, api_key=api_key)):
-            message = f"Budget of {api_key.name} saved."
-            if not is_partial(request):
-                messages.success(request, message)
-                return redirect(reverse("gateway-detail", args=[gateway.pk]) + "?tab=keys")
-            row = KeyRow.of(keys.get(pk=api_key.pk), timezone.now())
-            response = render(request, "gateway/gateway_detail.html#key-budget-saved", {"row": row, "oob": True})
-            trigger_client_event(response, "aigw:close-dialog", {"id": "budget-dialog"}, after="settle")
-            trigger_client_event(response, "aigw:toast", {"message": message}, after="settle")
-            return response
-    else:
-        form = ApiKeyBudgetForm(initial=ApiKeyBudgetForm.initial_for(budget))
-    context = {"gateway": gateway, "api_key": api_key, "form": form}
-    template = "gateway/api_key_budget.html" + ("#form" if is_partial(request) else "")
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -337,11 +270,3 @@ def gateway_models_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # Helpers.
-
-
-def spend_budget_of(api_key: ApiKey) -> SpendBudget | None:
-    """The key's own spend budget (archived or not), or None."""
-    try:
-        return api_key.spend_budget
-    except ObjectDoesNotExist:
-        return None

@@ -89,7 +89,7 @@ class TokenQuotaForm(forms.Form):
 class BudgetFieldsForm(forms.Form):
     """The fields of a spend budget: a USD limit (at least 1), a refresh period and a mode.
     Subclasses say whether a budget is wanted at all (`limited`): the gateway's (`SpendBudgetForm`)
-    and an API key's (`ApiKeyBudgetForm`, Edit budget).
+    and an API key's (`keys.forms.ApiKeyBudgetForm`, Edit budget).
 
     `cleaned_data` holds `limited`, `limit_usd`, `refresh_period` and `mode` (defaults filled in);
     `quotas.views.spend_budget_save` writes it."""
