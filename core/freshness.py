@@ -88,7 +88,8 @@ def read_local(names: list[str]) -> list[int]:
     """The embedded default's versions of `names`: all the same, the identity of the version
     file (inode and modification time in ns), 0 before the first bump."""
     try:
-        stat = os.stat(Path(settings.DATA_DIR) / LOCAL_VERSION_FILE)
+        # os.path.join, not pathlib: this runs on every request, and a Path costs 6 us more.
+        stat = os.stat(os.path.join(settings.DATA_DIR, LOCAL_VERSION_FILE))
     except FileNotFoundError:
         return [0] * len(names)
     version = stat.st_ino << 64 | stat.st_mtime_ns
