@@ -149,7 +149,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The live-server tests share the test database with a separate server process, so the
     # SQLite test database must be a file, not the in-memory default.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-aigw.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # How long a write waits for another process's lock before it fails ("database is locked").
+    SQLITE_TIMEOUT_SECONDS = env.float("AIGW_SQLITE_TIMEOUT_SECONDS", default=20.0)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": SQLITE_TIMEOUT_SECONDS, "transaction_mode": "IMMEDIATE"}
+    )
 # Connections are kept (the data plane's writer and loaders run outside Django's request cycle
 # and close stale ones themselves with close_old_connections()).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)

@@ -1,13 +1,21 @@
-"""Writes usage events in batches, off the request path, without losing them.
+"""Writes usage events in batches, off the request path, without ever losing one (SPEC §3).
 
 The data plane hands each finished request to `UsageRecorder.record`, which appends the event
 to this process's spool file (one JSON line, flushed to the operating system: it survives the
 process being killed) and to an in-memory queue. One writer task drains whatever has
 accumulated and inserts it with one `bulk_create`; under load batches grow on their own, when
 idle each event is written within milliseconds. Once everything queued is in the database the
-spool file is emptied. `recover` (at start-up) inserts the events left in the spool files of
-processes that died; events are unique by request id, so an event written twice is kept once.
-A batch the database refuses is retried row by row so one bad row cannot lose the others.
+spool file is emptied.
+
+When the database cannot be reached (a cut link, a restart, SQLite's lock held too long) the
+batch stays at the head of the queue and is retried, with a backoff of 50 ms doubling to 2 s,
+until it lands; events are written in the order they were recorded, and exactly once, since
+they are unique by request id and a retried batch skips the ones already stored. While it
+waits, the writer logs how many events are waiting and since when, every 10 s. A row the
+database refuses for what it holds (not for being unreachable) is written row by row so it
+cannot hold up the others, and is kept in `<spool>/rejected/<pid>.jsonl` for an operator.
+`recover` (at start-up, and after every outage) inserts the events left in the spool files of
+processes that died.
 """
 
 from __future__ import annotations
@@ -15,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
 from usage.models import UsageEvent
 from usage.rollups import insert_events
@@ -29,20 +38,59 @@ from usage.rollups import insert_events
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+RETRY_FIRST_SECONDS = 0.05
+RETRY_MAX_SECONDS = 2.0
+BACKLOG_LOG_SECONDS = 10.0
+CLOSE_TIMEOUT_SECONDS = 5.0
+RECOVERING = ".recovering-"
 
 
-def _write(rows: list[dict]) -> None:
-    close_old_connections()
+class DatabaseUnavailable(Exception):
+    """The database could not be reached (Django's `OperationalError` or `InterfaceError`); the
+    events are still in the spool and are written when it is back."""
+
+
+def _reject(directory: Path, row: dict) -> None:
+    rejected = directory / "rejected"
+    rejected.mkdir(parents=True, exist_ok=True)
+    with open(rejected / f"{os.getpid()}.jsonl", "ab") as file:
+        file.write(_encode(row))
+
+
+def _insert(events: list[UsageEvent]) -> None:
     try:
-        insert_events([UsageEvent(**row) for row in rows])
-        return
-    except DatabaseError:
-        log.exception("usage batch of %d failed; writing row by row", len(rows))
+        insert_events(events)
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
+
+
+def _write(rows: list[dict], directory: Path) -> None:
+    """Insert `rows` (dicts of `UsageEvent` fields). A row the database refuses is logged and
+    kept in `directory/rejected/`. Raises DatabaseUnavailable, having written none or some of
+    them (an event already stored is skipped when they are written again)."""
+    close_old_connections()
+    made: list[tuple[UsageEvent, dict]] = []
     for row in rows:
         try:
-            insert_events([UsageEvent(**row)])
+            made.append((UsageEvent(**row), row))
+        except (TypeError, ValueError):
+            log.exception("usage event %s is malformed; kept in %s/rejected", row.get("request_id"), directory)
+            _reject(directory, row)
+    try:
+        _insert([event for event, _ in made])
+        return
+    except DatabaseUnavailable:
+        raise
+    except DatabaseError:
+        log.exception("usage batch of %d failed; writing row by row", len(made))
+    for event, row in made:
+        try:
+            _insert([event])
+        except DatabaseUnavailable:
+            raise
         except DatabaseError:
-            log.exception("usage event %s could not be written", row.get("request_id"))
+            log.exception("usage event %s refused by the database; kept in %s/rejected", event.request_id, directory)
+            _reject(directory, row)
 
 
 def _encode(row: dict) -> bytes:
@@ -71,7 +119,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _owner(path: Path) -> int:
+    """The pid that wrote (`<pid>-<n>.jsonl`) or is replaying (`….recovering-<pid>`) a spool file."""
+    digits = path.name.rsplit(RECOVERING, 1)[1] if RECOVERING in path.name else path.name.split("-")[0]
+    return int(digits) if digits.isdigit() else 0
+
+
 def spool_dir() -> Path:
+    """`DATA_DIR/usage-spool`, where every process keeps its spool file."""
     from django.conf import settings
 
     return Path(settings.DATA_DIR) / "usage-spool"
@@ -79,23 +134,31 @@ def spool_dir() -> Path:
 
 def recover(directory: Path | None = None) -> int:
     """Insert the events in spool files of processes that are gone; returns how many lines were
-    replayed. Safe to run in several processes at once: a file is claimed by renaming it."""
+    replayed. Safe to run in several processes at once: a file is claimed by renaming it. Raises
+    DatabaseUnavailable, leaving the file it was replaying in place for the next try."""
     directory = directory or spool_dir()
     if not directory.exists():
         return 0
     replayed = 0
-    for path in directory.glob("*.jsonl"):
-        pid = int(path.stem.split("-")[0]) if path.stem.split("-")[0].isdigit() else 0
+    for path in sorted(directory.iterdir()):
+        if not (path.suffix == ".jsonl" or RECOVERING in path.name):
+            continue
+        pid = _owner(path)
         if pid == os.getpid() or (pid and _pid_alive(pid)):
             continue
-        claimed = path.with_suffix(f".recovering-{os.getpid()}")
+        original = path.with_name(path.name.split(RECOVERING)[0])
+        claimed = original.with_name(f"{original.name}{RECOVERING}{os.getpid()}")
         try:
             path.rename(claimed)
         except FileNotFoundError:
             continue  # another process claimed it
         rows = [_decode(line) for line in claimed.read_bytes().splitlines() if line.strip()]
-        for start in range(0, len(rows), MAX_BATCH):
-            _write(rows[start : start + MAX_BATCH])
+        try:
+            for start in range(0, len(rows), MAX_BATCH):
+                _write(rows[start : start + MAX_BATCH], directory)
+        except DatabaseUnavailable:
+            claimed.rename(original)  # left for whoever recovers next
+            raise
         replayed += len(rows)
         claimed.unlink()
     if replayed:
@@ -104,17 +167,27 @@ def recover(directory: Path | None = None) -> int:
 
 
 class UsageRecorder:
-    """Batches usage events (dicts of `UsageEvent` fields) into the database, spooled on disk."""
+    """Batches usage events (dicts of `UsageEvent` fields) into the database, spooled on disk;
+    one per data plane process. `backlog` is the number of events not yet in the database."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
+        self._pending: list[dict] = []  # the batch being written, kept until it lands
         self._writer: asyncio.Task | None = None
         self._write = sync_to_async(_write, thread_sensitive=True)
+        self._recover = sync_to_async(recover, thread_sensitive=True)
         self._directory = directory or spool_dir()
         self._directory.mkdir(parents=True, exist_ok=True)
         self._spool_path = self._directory / f"{os.getpid()}-{id(self)}.jsonl"
         self._spool = open(self._spool_path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        self._recovered = False
+        self._recover_due = True
+        self._unavailable_since: float | None = None  # monotonic time of the first failed write
+        self._logged_at = 0.0
+
+    @property
+    def backlog(self) -> int:
+        """Events recorded by this process and not yet in the database."""
+        return len(self._pending) + self._queue.qsize()
 
     def record(self, row: dict) -> None:
         """Spool and queue one usage event; never blocks on the database and never raises."""
@@ -126,24 +199,64 @@ class UsageRecorder:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._run())
 
+    async def _recover_if_due(self) -> None:
+        if not self._recover_due:
+            return
+        try:
+            await self._recover(self._directory)
+            self._recover_due = False
+        except DatabaseUnavailable:
+            pass  # tried again after the next write that lands
+        except Exception:
+            self._recover_due = False
+            log.exception("recovering spooled usage events failed")
+
+    def _waiting(self, error: DatabaseUnavailable) -> None:
+        now = time.monotonic()
+        if self._unavailable_since is None:
+            self._unavailable_since = now
+        if now - self._logged_at >= BACKLOG_LOG_SECONDS:
+            self._logged_at = now
+            log.error(
+                "usage events wait for the database: %d in %s, unwritten for %.1f s (%s)",
+                self.backlog,
+                self._spool_path,
+                now - self._unavailable_since,
+                error,
+            )
+
+    def _landed(self) -> None:
+        if self._unavailable_since is not None:
+            log.warning(
+                "usage events reach the database again after %.1f s; %d still queued",
+                time.monotonic() - self._unavailable_since,
+                self._queue.qsize(),
+            )
+            self._unavailable_since, self._logged_at, self._recover_due = None, 0.0, True
+
     async def _run(self) -> None:
-        if not self._recovered:
-            self._recovered = True
-            try:
-                await sync_to_async(recover, thread_sensitive=True)(self._directory)
-            except Exception:
-                log.exception("recovering spooled usage events failed")
+        await self._recover_if_due()
+        delay = RETRY_FIRST_SECONDS
         while True:
-            rows = [await self._queue.get()]
-            while len(rows) < MAX_BATCH and not self._queue.empty():
-                rows.append(self._queue.get_nowait())
+            if not self._pending:
+                self._pending.append(await self._queue.get())
+            while len(self._pending) < MAX_BATCH and not self._queue.empty():
+                self._pending.append(self._queue.get_nowait())
             try:
-                await self._write(rows)
-                if self._queue.empty():
-                    self._spool.truncate(0)  # everything spooled so far is in the database
-            finally:
-                for _ in rows:
-                    self._queue.task_done()
+                await self._write(self._pending, self._directory)
+            except DatabaseUnavailable as error:
+                self._waiting(error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            written, self._pending = len(self._pending), []
+            delay = RETRY_FIRST_SECONDS
+            self._landed()
+            if self._queue.empty():
+                self._spool.truncate(0)  # everything spooled so far is in the database
+            for _ in range(written):
+                self._queue.task_done()
+            await self._recover_if_due()
 
     async def flush(self) -> None:
         """Wait until every queued event is written."""
@@ -151,10 +264,14 @@ class UsageRecorder:
             await self._queue.join()
 
     async def close(self) -> None:
-        """Write what is queued, then stop the writer and remove the (empty) spool file."""
-        await self.flush()
+        """Write what is queued (waiting at most CLOSE_TIMEOUT_SECONDS for the database), then
+        stop the writer; the spool file is removed if it is empty, else left for `recover`."""
+        try:
+            await asyncio.wait_for(self.flush(), CLOSE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.error("%d usage events left in %s for the next process to write", self.backlog, self._spool_path)
         if self._writer is not None:
             self._writer.cancel()
         self._spool.close()
-        if self._queue.empty():
+        if self.backlog == 0:
             self._spool_path.unlink(missing_ok=True)

@@ -88,3 +88,23 @@ def test_the_spool_is_emptied_once_everything_is_in_the_database(tmp_path):
     size, still_there = asyncio.run(record_and_flush())
     assert UsageEvent.objects.count() == 5
     assert size == 0 and not still_there
+
+
+def test_a_row_the_database_refuses_is_kept_aside_and_holds_up_no_other(tmp_path):
+    _, api_key, _ = gateway_create(resource_group=ResourceGroupFactory(), name="g")
+    refused = {**event_row(api_key, "req_refused"), "gateway_id": 10**9}  # no such gateway
+
+    async def record_and_flush():
+        recorder = UsageRecorder(directory=tmp_path)
+        recorder.record(event_row(api_key, "req_before"))
+        recorder.record(refused)
+        recorder.record(event_row(api_key, "req_after"))
+        await recorder.flush()
+        await recorder.close()
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+    asyncio.run(record_and_flush())
+    assert sorted(UsageEvent.objects.values_list("request_id", flat=True)) == ["req_after", "req_before"]
+    kept = [line for path in (tmp_path / "rejected").iterdir() for line in path.read_bytes().splitlines()]
+    assert len(kept) == 1 and b'"req_refused"' in kept[0]
+    assert recover(tmp_path) == 0  # what was kept aside is not replayed as a spool
