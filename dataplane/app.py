@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import redis
 from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError
 
-from dataplane.errors import ProxyError, invalid_api_key, invalid_request
+from dataplane.errors import ProxyError, internal_error, invalid_api_key, invalid_request, service_unavailable
 from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
 from dataplane.providers.mock import MockClient
 from dataplane.providers.openai import OpenAICompatibleClient
@@ -125,8 +127,20 @@ class ProxyApp:
             await close()
 
     async def __call__(self, scope, receive, send) -> None:
+        """Serve one `/v1/` request. Errors are answered OpenAI-shaped: a `ProxyError` as it
+        says; the database or Redis unreachable as 503 `service_unavailable` with `retry-after`;
+        anything else as 500 `internal_error` naming the request id, logged with its traceback.
+        An error after the answer has started is logged and ends the answer."""
         request_id = "req_" + uuid.uuid4().hex
         base_headers = [(b"x-request-id", request_id.encode())]
+        started = False
+        downstream = send
+
+        async def send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await downstream(message)
+
         try:
             path, method = scope["path"].rstrip("/"), scope["method"]
             if path == "/v1/chat/completions":
@@ -141,9 +155,25 @@ class ProxyApp:
             else:
                 raise ProxyError(404, "unknown_url", f"Unknown request URL: {method} {scope['path']}.")
         except ProxyError as error:
-            headers = [*base_headers, (b"content-type", b"application/json")]
-            headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
-            await _send_bytes(send, error.status, error.body(), headers)
+            await self._answer_error(send, started, base_headers, error)
+        except DatabaseError as exc:
+            log.warning("request %s: the database is unreachable: %s", request_id, exc)
+            await self._answer_error(send, started, base_headers, service_unavailable("database"))
+        except redis.RedisError as exc:
+            log.warning("request %s: Redis is unreachable: %s", request_id, exc)
+            await self._answer_error(send, started, base_headers, service_unavailable("counters (Redis)"))
+        except Exception:
+            log.exception("request %s failed", request_id)
+            await self._answer_error(send, started, base_headers, internal_error(request_id))
+
+    @staticmethod
+    async def _answer_error(send, started: bool, base_headers, error: ProxyError) -> None:
+        if started:
+            log.warning("the answer had started; it ends here without %s", error.code)
+            return
+        headers = [*base_headers, (b"content-type", b"application/json")]
+        headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        await _send_bytes(send, error.status, error.body(), headers)
 
     # --- authentication ---------------------------------------------------------------------
 

@@ -58,3 +58,26 @@ def too_many_invalid_keys(retry_after: int) -> ProxyError:
         type="requests",
         headers={"retry-after": str(retry_after)},
     )
+
+
+def service_unavailable(dependency: str, retry_after: int = 1) -> ProxyError:
+    """503 when a dependency the request needs (the database, Redis) cannot be reached: the
+    request is refused, never admitted unchecked (SPEC §3). `retry_after` is in seconds."""
+    return ProxyError(
+        503,
+        "service_unavailable",
+        f"The gateway cannot reach its {dependency} right now; nothing was sent upstream. Retry in {retry_after}s.",
+        type="server_error",
+        headers={"retry-after": str(retry_after)},
+    )
+
+
+def internal_error(request_id: str) -> ProxyError:
+    """500 for an error the gateway did not expect; the message names the request id that the
+    log line of the error carries."""
+    return ProxyError(
+        500,
+        "internal_error",
+        f"The gateway failed on this request ({request_id}); it has been logged.",
+        type="server_error",
+    )

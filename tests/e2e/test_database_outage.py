@@ -118,3 +118,18 @@ def test_usage_events_of_requests_answered_while_the_database_is_down_land_when_
     log = server.log_path.read_text()
     assert "usage events wait for the database" in log  # the outage was seen, and said
     assert "usage events reach the database again" in log
+
+
+def test_a_key_not_yet_loaded_gets_503_with_retry_after_while_the_database_is_down(outage_server):
+    server, outage = outage_server
+    _, _, secret = gateway_create(resource_group=ResourceGroupFactory(), name="cold")
+    client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
+    with outage():
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(**CHAT)
+    assert refused.value.status_code == 503
+    assert refused.value.response.headers["retry-after"] == "1"
+    error = refused.value.response.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "service_unavailable")
+    assert "database" in error["message"]
+    assert client.chat.completions.create(**CHAT).choices  # served once the database is back

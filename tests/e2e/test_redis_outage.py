@@ -1,0 +1,88 @@
+"""Redis down: the data plane refuses with an OpenAI-shaped 503 and `Retry-After`, never serves a
+request it cannot check, and serves again from the first request after Redis is back (no stale
+pooled connection answers for it). The test's own `redis-server` is killed (SIGKILL) and
+restarted, empty, on the same port."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from gateway.setup import gateway_create
+from quotas.models import LimitMode
+from quotas.services import token_quota_set
+from tests.conftest import _server_env, _wait_until_server_is_quiet
+from tests.factories import ResourceGroupFactory
+from tests.support.live_server import LiveServer
+from tests.support.redis_process import RedisProcess
+from usage.models import UsageEvent
+
+CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "Hello there, gateway!"}]}
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisProcess(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(redis_server, transactional_db):
+    from gateway.services import mock_provider_ensure
+
+    mock_provider_ensure()
+    live = LiveServer({**_server_env(), "REDIS_URL": redis_server.url})
+    yield live
+    live.stop()
+    _wait_until_server_is_quiet()
+
+
+def _events_served(key, expected: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (count := UsageEvent.objects.filter(api_key=key, status_code=200).count()) < expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return count
+
+
+def _served(client: openai.OpenAI) -> str:
+    return client.chat.completions.create(**CHAT).choices[0].message.content
+
+
+def test_with_redis_down_a_hard_limited_key_gets_503_with_retry_after_and_is_served_once_it_is_back(
+    server, redis_server
+):
+    _, key, secret = gateway_create(resource_group=ResourceGroupFactory(), name="needs-redis")
+    token_quota_set(api_key=key, limit_tokens=10**6, mode=LimitMode.HARD)
+    client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
+    assert _served(client)
+
+    redis_server.kill()
+    for _ in range(3):
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(**CHAT)
+        assert refused.value.status_code == 503
+        assert refused.value.response.headers["retry-after"] == "1"
+        error = refused.value.response.json()["error"]
+        assert (error["type"], error["code"]) == ("server_error", "service_unavailable")
+        assert "Redis" in error["message"]
+
+    redis_server.start()
+    assert _served(client)  # the first request after the restart, on fresh connections
+    assert _served(client)
+    assert _events_served(key, expected=3) == 3  # the three answers are metered, the refusals served nothing
+
+
+def test_with_redis_down_a_key_never_seen_gets_503_not_401(server, redis_server):
+    _, _, secret = gateway_create(resource_group=ResourceGroupFactory(), name="cold")
+    redis_server.kill()
+    client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(**CHAT)
+    assert refused.value.status_code == 503
+    redis_server.start()
+    assert _served(client)
