@@ -32,6 +32,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -49,9 +51,19 @@ def catalog_version_name() -> str:
     return f"{settings.AIGW_REDIS_PREFIX}:cfg:catalog"
 
 
+# A bump runs after a console or API write has committed: a Redis that is down or does not answer
+# must cost that request at most this long (seconds), never hang it.
+BUMP_TIMEOUT_SECONDS = 1.0
+
+
 @cache
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=BUMP_TIMEOUT_SECONDS,
+        socket_timeout=BUMP_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), retries=0),  # one try: the write has committed either way
+    )
 
 
 def _bump_now(name: str) -> None:

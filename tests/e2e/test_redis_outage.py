@@ -5,17 +5,23 @@ restarted, empty, on the same port."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import openai
 import pytest
+from django.test import Client
+from django.urls import reverse
 
+from core.permissions import Role
 from gateway.setup import gateway_create
 from quotas.models import LimitMode
 from quotas.services import token_quota_set
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
 from tests.support.live_server import LiveServer
+from tests.support.people import api_client_as, member_of
 from tests.support.redis_process import RedisProcess
 from usage.models import UsageEvent
 
@@ -86,3 +92,34 @@ def test_with_redis_down_a_key_never_seen_gets_503_not_401(server, redis_server)
     assert refused.value.status_code == 503
     redis_server.start()
     assert _served(client)
+
+
+def test_with_redis_not_answering_the_console_and_the_management_api_keep_serving(transactional_db, settings, caplog):
+    # A Redis that accepts connections and never answers (a hung server, a half-open link).
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        group = ResourceGroupFactory()
+        gateway, console_key, _ = gateway_create(resource_group=group, name="console")
+        _, api_key, _ = gateway_create(resource_group=group, name="api")
+        user = member_of(group, Role.ADMIN)
+        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        console = Client()
+        console.force_login(user)
+        answers: dict[str, int] = {}
+
+        def revoke_both() -> None:
+            answers["console"] = console.post(reverse("api-key-revoke", args=[console_key.pk])).status_code
+            answers["api"] = api_client_as(user).post(f"/api/v1/api-keys/{api_key.pk}/revoke").status_code
+            answers["page"] = console.get(reverse("gateway-detail", args=[gateway.pk])).status_code
+
+        worker = threading.Thread(target=revoke_both)
+        worker.start()
+        # Each config-version bump after a commit waits at most BUMP_TIMEOUT_SECONDS (1 s) for
+        # Redis, with no retry: these three requests took 2.5 s; with Redis' client defaults (5 s,
+        # retried) they took 15 s.
+        worker.join(timeout=8)
+        assert not worker.is_alive(), "the console waited on a Redis that does not answer"
+    assert answers["console"] < 400 and answers["api"] == 200 and answers["page"] == 200
+    console_key.refresh_from_db()
+    api_key.refresh_from_db()
+    assert console_key.status == api_key.status == "revoked"
+    assert "could not be bumped" in caplog.text  # the operator is told
