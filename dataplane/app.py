@@ -105,7 +105,10 @@ class ProxyApp:
         self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
         counters = make_counters()
         # The config versions live beside the counters: in Redis, or in this process's memory.
-        self.registry = Registry(counters.read if isinstance(counters, RedisCounters) else None)
+        if isinstance(counters, RedisCounters):
+            self.registry = Registry(counters.read, counters.seed)
+        else:
+            self.registry = Registry()
         self.throttle = InvalidKeyThrottle.from_settings()
         self.limits = LimitEngine(counters)
         self.recorder = UsageRecorder()
@@ -126,7 +129,7 @@ class ProxyApp:
         if close is not None:
             await close()
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope, receive, downstream) -> None:
         """Serve one `/v1/` request. Errors are answered OpenAI-shaped: a `ProxyError` as it
         says; the database or Redis unreachable as 503 `service_unavailable` with `retry-after`;
         anything else as 500 `internal_error` naming the request id, logged with its traceback.
@@ -134,7 +137,6 @@ class ProxyApp:
         request_id = "req_" + uuid.uuid4().hex
         base_headers = [(b"x-request-id", request_id.encode())]
         started = False
-        downstream = send
 
         async def send(message) -> None:
             nonlocal started

@@ -10,6 +10,7 @@ anywhere holds from the next request in every process.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -181,6 +182,7 @@ MAX_ENTRIES = 100_000
 MISS_RELOAD_SECONDS = 0.1
 
 ReadVersions = Callable[[list[str]], Awaitable[list]]
+StartVersion = Callable[[str, int, int | None], Awaitable[int]]  # (name, value, ttl s) → value now
 
 
 async def _read_local_versions(names: list[str]) -> list[int]:
@@ -202,8 +204,12 @@ class Registry:
     they hold MAX_ENTRIES.
     """
 
-    def __init__(self, read_versions: ReadVersions | None = None) -> None:
+    def __init__(self, read_versions: ReadVersions | None = None, start_version: StartVersion | None = None) -> None:
         self._read_versions = read_versions or _read_local_versions
+        # A version missing from Redis (never bumped, or Redis restarted empty) starts at a random
+        # value, set only if still missing (SET NX), so a Redis that lost its versions, and any bump
+        # lost while it was down, can never leave them equal to what a process has cached.
+        self._start_version = start_version
         self._load_key = sync_to_async(_load_key, thread_sensitive=True)
         self._load_models = sync_to_async(_load_models, thread_sensitive=True)
         self._keys: dict[str, tuple[KeyContext | None, int, float]] = {}  # → (key, group version, loaded at)
@@ -212,7 +218,13 @@ class Registry:
         self._loading: dict = {}  # what is being loaded → the one task loading it
 
     async def _versions(self, group_id: int) -> tuple[int, int]:
-        group, catalog = await self._read_versions([group_version_name(group_id), catalog_version_name()])
+        names = [group_version_name(group_id), catalog_version_name()]
+        group, catalog = await self._read_versions(names)
+        if self._start_version is not None and (group is None or catalog is None):
+            group, catalog = [
+                value if value is not None else await self._start_version(name, secrets.randbits(62), None)
+                for name, value in zip(names, (group, catalog), strict=True)
+            ]
         return int(group or 0), int(catalog or 0)
 
     async def _once(self, what, load):

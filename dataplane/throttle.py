@@ -21,6 +21,7 @@ import time
 
 from core.client_address import scope_client_address
 from dataplane.errors import too_many_invalid_keys
+from quotas.counters import redis_client
 
 MAX_ADDRESSES = 50_000  # most addresses (and valid secrets) remembered per process; oldest go first
 PROBE_INTERVAL_SECONDS = 1.0  # an address over the limit may have one key looked up this often
@@ -59,9 +60,7 @@ class InvalidKeyThrottle:
         self._redis = None
         self._count_script = None
         if redis_url:
-            import redis.asyncio as redis
-
-            self._redis = redis.from_url(redis_url)
+            self._redis = redis_client(redis_url)
             self._count_script = self._redis.register_script(_COUNT)
         # Process memory, wall-clock seconds since the epoch: address -> [count, window end]
         # (without Redis) and address -> [blocked until, next probe] (both modes).

@@ -124,9 +124,8 @@ def test_a_key_not_yet_loaded_gets_503_with_retry_after_while_the_database_is_do
     server, outage = outage_server
     _, _, secret = gateway_create(resource_group=ResourceGroupFactory(), name="cold")
     client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
-    with outage():
-        with pytest.raises(openai.APIStatusError) as refused:
-            client.chat.completions.create(**CHAT)
+    with outage(), pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(**CHAT)
     assert refused.value.status_code == 503
     assert refused.value.response.headers["retry-after"] == "1"
     error = refused.value.response.json()["error"]

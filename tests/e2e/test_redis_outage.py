@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from core.permissions import Role
 from gateway.setup import gateway_create
+from keys.services import api_key_revoke
 from quotas.models import LimitMode
 from quotas.services import token_quota_set
 from tests.conftest import _server_env, _wait_until_server_is_quiet
@@ -92,6 +93,25 @@ def test_with_redis_down_a_key_never_seen_gets_503_not_401(server, redis_server)
     assert refused.value.status_code == 503
     redis_server.start()
     assert _served(client)
+
+
+def test_a_key_revoked_while_redis_is_down_is_refused_from_the_first_request_after_it_is_back(
+    server, redis_server, settings
+):
+    # A group whose version the server's Redis has never held: before and after the restart it
+    # would read as "none", the same, had the server not given it a random start.
+    _, key, secret = gateway_create(resource_group=ResourceGroupFactory(), name="revoked-in-outage")
+    settings.REDIS_URL = redis_server.url  # the console's bumps go to the server's Redis from here
+    client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
+    assert _served(client)  # the key is warm in the server process
+
+    redis_server.kill()
+    api_key_revoke(api_key=key)  # committed; its config-version bump is lost with Redis
+    redis_server.start()  # empty: every version is gone
+
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client.chat.completions.create(**CHAT)
+    assert refused.value.response.json()["error"]["code"] == "key_revoked"
 
 
 def test_with_redis_not_answering_the_console_and_the_management_api_keep_serving(transactional_db, settings, caplog):
