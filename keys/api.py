@@ -341,7 +341,7 @@ class ApiKeyDetailView(ManagementView):
         ],
     )
     def patch(self, request: Request, pk: int) -> Response:
-        """Rename the key and/or change its expiry; effective within the config TTL."""
+        """Rename the key and/or change its expiry; effective from the next request."""
         api_key = _visible_api_key(request.user, pk)
         _require_key_right(request.user, api_key)
         body = ApiKeyUpdateSerializer(data=request.data)

@@ -53,7 +53,7 @@ def api_key_update(
 ) -> ApiKey:
     """Rename a key and/or change its expiry (`expires_at`, aware UTC; `clear_expiry=True` for
     unlimited validity). An expired key given a future expiry is active again; a revoked key
-    stays revoked. Effective on the data plane within the config TTL.
+    stays revoked. Effective on the data plane from the next request.
 
     Raises:
         ValidationFailed: `{"name": …}` for a blank name, `{"expires_at": …}` for a past expiry.
@@ -78,7 +78,7 @@ def api_key_update(
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke `api_key` at once; requests with it get 401 `key_revoked` (within the config TTL).
+    """Revoke `api_key` at once; requests with it get 401 `key_revoked` from the next one.
     Revoking a revoked key changes nothing."""
     if api_key.status == ApiKeyStatus.REVOKED:
         return api_key
@@ -92,7 +92,7 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
 @transaction.atomic
 def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
-    """Give `api_key` a new secret; the old one stops working (within the config TTL).
+    """Give `api_key` a new secret; the old one stops working from the next request.
 
     The key keeps its id, so its `quotaEntityId`, budget, limits and usage history stay.
     Returns `(api_key, secret)`; the secret is in this answer only.

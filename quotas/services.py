@@ -1,6 +1,6 @@
 """Writes for limits: token quotas, spend budgets (create, change, archive, restore), TPM/RPM,
 and the automatic suspension of keys at their token quota. Console, API, CLI and jobs all
-write limits through these functions; the data plane sees a change within its config TTL."""
+write limits through these functions; the data plane sees a change from the next request."""
 
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ def spend_budget_update(
     archived: bool | None = None,
 ) -> SpendBudget:
     """Change any of a budget's fields; `archived=False` restores an archived budget and
-    `archived=True` archives it. Effective on the next request (within the config TTL).
+    `archived=True` archives it. Effective on the next request.
 
     Raises:
         ValidationFailed: for an amount below 1 USD, an unknown refresh period or mode.
