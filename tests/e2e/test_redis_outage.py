@@ -11,6 +11,7 @@ import time
 
 import openai
 import pytest
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -127,9 +128,12 @@ def test_with_redis_not_answering_the_console_and_the_management_api_keep_servin
         answers: dict[str, int] = {}
 
         def revoke_both() -> None:
-            answers["console"] = console.post(reverse("api-key-revoke", args=[console_key.pk])).status_code
-            answers["api"] = api_client_as(user).post(f"/api/v1/api-keys/{api_key.pk}/revoke").status_code
-            answers["page"] = console.get(reverse("gateway-detail", args=[gateway.pk])).status_code
+            try:
+                answers["console"] = console.post(reverse("api-key-revoke", args=[console_key.pk])).status_code
+                answers["api"] = api_client_as(user).post(f"/api/v1/api-keys/{api_key.pk}/revoke").status_code
+                answers["page"] = console.get(reverse("gateway-detail", args=[gateway.pk])).status_code
+            finally:
+                connections.close_all()  # this thread's own database connection
 
         worker = threading.Thread(target=revoke_both)
         worker.start()
