@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -130,6 +131,39 @@ def spool_dir() -> Path:
     from django.conf import settings
 
     return Path(settings.DATA_DIR) / "usage-spool"
+
+
+@dataclass(frozen=True)
+class SpoolFile:
+    """One spool file as `spool_files` sees it: its path, the pid that writes (or replays) it,
+    whether that process runs, how many events it holds and the oldest one's time (UTC)."""
+
+    path: Path
+    pid: int
+    alive: bool
+    events: int
+    oldest: datetime | None
+
+
+def spool_files(directory: Path | None = None) -> list[SpoolFile]:
+    """The spool files in `directory` (default `spool_dir()`), by name. A running process's file
+    holds events not yet written and, until its next write lands, some that were; a stopped
+    process's file holds events that `recover` will write. Files under `rejected/` are not listed."""
+    directory = directory or spool_dir()
+    if not directory.exists():
+        return []
+    files = []
+    for path in sorted(directory.iterdir()):
+        if not (path.suffix == ".jsonl" or RECOVERING in path.name):
+            continue
+        try:
+            lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+        except FileNotFoundError:
+            continue
+        pid = _owner(path)
+        oldest = min((_decode(line)["created_at"] for line in lines), default=None)
+        files.append(SpoolFile(path, pid, bool(pid) and _pid_alive(pid), len(lines), oldest))
+    return files
 
 
 def recover(directory: Path | None = None) -> int:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.management import call_command
 from django.db import connections
 
 from gateway.setup import gateway_create
 from tests.factories import ResourceGroupFactory
 from usage.models import UsageEvent
-from usage.recorder import UsageRecorder, recover
+from usage.recorder import UsageRecorder, _encode, recover
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,3 +110,25 @@ def test_a_row_the_database_refuses_is_kept_aside_and_holds_up_no_other(tmp_path
     kept = [line for path in (tmp_path / "rejected").iterdir() for line in path.read_bytes().splitlines()]
     assert len(kept) == 1 and b'"req_refused"' in kept[0]
     assert recover(tmp_path) == 0  # what was kept aside is not replayed as a spool
+
+
+def test_usage_spool_shows_the_events_waiting_and_recover_writes_those_of_stopped_processes(tmp_path, settings):
+    settings.DATA_DIR = tmp_path
+    _, api_key, _ = gateway_create(resource_group=ResourceGroupFactory(), name="g")
+    spool = tmp_path / "usage-spool"
+    spool.mkdir()
+    (spool / "999999999-1.jsonl").write_bytes(  # the spool of a process that was killed
+        _encode(event_row(api_key, "req_waiting_1")) + _encode(event_row(api_key, "req_waiting_2"))
+    )
+
+    shown = StringIO()
+    call_command("usage_spool", stdout=shown)
+    assert "999999999-1.jsonl  pid 999999999 (stopped)  2 events  oldest 2026-11-22T10:00:00+00:00" in shown.getvalue()
+    assert "2 usage events in 1 spool files (2 of stopped processes); 0 refused" in shown.getvalue()
+    assert not UsageEvent.objects.exists()
+
+    recovered = StringIO()
+    call_command("usage_spool", "--recover", stdout=recovered)
+    assert "wrote 2 usage events of stopped processes" in recovered.getvalue()
+    assert "0 usage events in 0 spool files" in recovered.getvalue()
+    assert UsageEvent.objects.count() == 2
