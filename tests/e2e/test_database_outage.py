@@ -20,6 +20,7 @@ from django.db import connection
 from gateway.setup import gateway_create
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
+from tests.support.errors import assert_service_unavailable
 from tests.support.live_server import LiveServer, database_url
 from tests.support.tcp_link import TcpLink
 from usage.models import UsageEvent
@@ -126,9 +127,5 @@ def test_a_key_not_yet_loaded_gets_503_with_retry_after_while_the_database_is_do
     client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
     with outage(), pytest.raises(openai.APIStatusError) as refused:
         client.chat.completions.create(**CHAT)
-    assert refused.value.status_code == 503
-    assert refused.value.response.headers["retry-after"] == "1"
-    error = refused.value.response.json()["error"]
-    assert (error["type"], error["code"]) == ("server_error", "service_unavailable")
-    assert "database" in error["message"]
+    assert_service_unavailable(refused.value, "database")
     assert client.chat.completions.create(**CHAT).choices  # served once the database is back
