@@ -221,6 +221,9 @@ AIGW_API_MAX_BODY_BYTES = env.int("AIGW_API_MAX_BODY_BYTES", default=1024 * 1024
 # Data plane.
 AIGW_MAX_BODY_BYTES = env.int("AIGW_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 AIGW_UPSTREAM_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_TIMEOUT_SECONDS", default=600.0)
+# Usage events a data plane process keeps in memory while the database is away (about 1.3 KB
+# each); past that they wait only in its spool file and are read back from it.
+AIGW_USAGE_MAX_QUEUED_EVENTS = env.int("AIGW_USAGE_MAX_QUEUED_EVENTS", default=20_000)
 AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=10.0)
 # A client address that sends more than this many requests with an unknown or missing API key
 # within the window (seconds, from its first such request) gets 429 until the window ends.

@@ -11,7 +11,9 @@ When the database cannot be reached (a cut link, a restart, SQLite's lock held t
 batch stays at the head of the queue and is retried, with a backoff of 50 ms doubling to 2 s,
 until it lands; events are written in the order they were recorded, and exactly once, since
 they are unique by request id and a retried batch skips the ones already stored. While it
-waits, the writer logs how many events are waiting and since when, every 10 s. A row the
+waits, the writer logs how many events are waiting and since when, every 10 s. Memory stays
+bounded: past `AIGW_USAGE_MAX_QUEUED_EVENTS` waiting events, new ones go only to the spool file,
+which is set aside and read back whole once the queue has drained. A row the
 database refuses for what it holds (not for being unreachable) is written row by row so it
 cannot hold up the others, and is kept in `<spool>/rejected/<pid>.jsonl` for an operator.
 `recover` (at start-up, and after every outage) inserts the events left in the spool files of
@@ -166,6 +168,16 @@ def spool_files(directory: Path | None = None) -> list[SpoolFile]:
     return files
 
 
+def _replay(path: Path, directory: Path) -> int:
+    """Write every event of the spool file `path`, then remove it; returns how many lines it had.
+    Raises DatabaseUnavailable, leaving the file (events already written are skipped next time)."""
+    rows = [_decode(line) for line in path.read_bytes().splitlines() if line.strip()]
+    for start in range(0, len(rows), MAX_BATCH):
+        _write(rows[start : start + MAX_BATCH], directory)
+    path.unlink()
+    return len(rows)
+
+
 def recover(directory: Path | None = None) -> int:
     """Insert the events in spool files of processes that are gone; returns how many lines were
     replayed. Safe to run in several processes at once: a file is claimed by renaming it. Raises
@@ -186,15 +198,11 @@ def recover(directory: Path | None = None) -> int:
             path.rename(claimed)
         except FileNotFoundError:
             continue  # another process claimed it
-        rows = [_decode(line) for line in claimed.read_bytes().splitlines() if line.strip()]
         try:
-            for start in range(0, len(rows), MAX_BATCH):
-                _write(rows[start : start + MAX_BATCH], directory)
+            replayed += _replay(claimed, directory)
         except DatabaseUnavailable:
             claimed.rename(original)  # left for whoever recovers next
             raise
-        replayed += len(rows)
-        claimed.unlink()
     if replayed:
         log.warning("recovered %d usage events from spool files of stopped processes", replayed)
     return replayed
@@ -204,11 +212,17 @@ class UsageRecorder:
     """Batches usage events (dicts of `UsageEvent` fields) into the database, spooled on disk;
     one per data plane process. `backlog` is the number of events not yet in the database."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, max_queued: int | None = None) -> None:
+        from django.conf import settings
+
+        self._max_queued = max_queued or settings.AIGW_USAGE_MAX_QUEUED_EVENTS
+        self._spilled = 0  # events past max_queued: only in the spool file, read back from it
+        self._replaying = 0  # events in the spool file being read back
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._pending: list[dict] = []  # the batch being written, kept until it lands
         self._writer: asyncio.Task | None = None
         self._write = sync_to_async(_write, thread_sensitive=True)
+        self._replay = sync_to_async(_replay, thread_sensitive=True)
         self._recover = sync_to_async(recover, thread_sensitive=True)
         self._directory = directory or spool_dir()
         self._directory.mkdir(parents=True, exist_ok=True)
@@ -221,7 +235,7 @@ class UsageRecorder:
     @property
     def backlog(self) -> int:
         """Events recorded by this process and not yet in the database."""
-        return len(self._pending) + self._queue.qsize()
+        return len(self._pending) + self._queue.qsize() + self._spilled + self._replaying
 
     def record(self, row: dict) -> None:
         """Spool and queue one usage event; never blocks on the database and never raises."""
@@ -229,7 +243,10 @@ class UsageRecorder:
             self._spool.write(_encode(row))
         except (OSError, TypeError):
             log.exception("usage event %s could not be spooled", row.get("request_id"))
-        self._queue.put_nowait(row)
+        if self._spilled or self.backlog >= self._max_queued:
+            self._spilled += 1  # memory stays bounded; the spool file has it
+        else:
+            self._queue.put_nowait(row)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._run())
 
@@ -287,10 +304,34 @@ class UsageRecorder:
             delay = RETRY_FIRST_SECONDS
             self._landed()
             if self._queue.empty():
-                self._spool.truncate(0)  # everything spooled so far is in the database
+                if self._spilled:
+                    await self._read_back_spilled()
+                else:
+                    self._spool.truncate(0)  # everything spooled so far is in the database
             for _ in range(written):
                 self._queue.task_done()
             await self._recover_if_due()
+
+    async def _read_back_spilled(self) -> None:
+        """Write the events that went only to the spool file: it is set aside (new events go to a
+        fresh one, and to memory again) and written whole, retried until the database takes it."""
+        spilled = self._spool_path.with_name(f"{self._spool_path.stem}-spilled.jsonl")
+        self._spool.close()
+        self._spool_path.rename(spilled)
+        self._spool = open(self._spool_path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._replaying, self._spilled = self._spilled, 0
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await self._replay(spilled, self._directory)
+                break
+            except DatabaseUnavailable as error:
+                self._waiting(error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+        log.warning("usage events past the memory cap read back from %s: %d", spilled, self._replaying)
+        self._replaying = 0
+        self._landed()
 
     async def flush(self) -> None:
         """Wait until every queued event is written."""

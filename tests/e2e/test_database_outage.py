@@ -59,13 +59,17 @@ def _unreachable_database() -> Iterator[tuple[dict[str, str], object]]:
     yield {"AIGW_SQLITE_TIMEOUT_SECONDS": "0.2"}, locked
 
 
-@pytest.fixture
-def outage_server(transactional_db):
+@pytest.fixture(params=["in memory", "past the memory cap"])
+def outage_server(request, transactional_db):
+    """The server, and a context manager that makes its database fail. "past the memory cap":
+    the server holds at most 5 waiting events in memory, so most of the outage's events wait only
+    in its spool file and are read back from it."""
     from gateway.services import mock_provider_ensure
 
     mock_provider_ensure()
+    cap = {"AIGW_USAGE_MAX_QUEUED_EVENTS": "5"} if request.param == "past the memory cap" else {}
     with _unreachable_database() as (env, outage):
-        server = LiveServer({**_server_env(), **env})
+        server = LiveServer({**_server_env(), **env, **cap})
         try:
             yield server, outage
         finally:
@@ -100,7 +104,7 @@ def _events_of(key, expected: int, timeout: float = 30.0) -> list[str]:
         time.sleep(0.1)
 
 
-def test_usage_events_of_requests_answered_while_the_database_is_down_land_when_it_is_back(outage_server):
+def test_usage_events_of_requests_answered_while_the_database_is_down_land_when_it_is_back(outage_server, request):
     server, outage = outage_server
     _, key, secret = gateway_create(resource_group=ResourceGroupFactory(), name="outage")
     client = openai.OpenAI(base_url=server.v1, api_key=secret, max_retries=0)
@@ -119,6 +123,8 @@ def test_usage_events_of_requests_answered_while_the_database_is_down_land_when_
     log = server.log_path.read_text()
     assert "usage events wait for the database" in log  # the outage was seen, and said
     assert "usage events reach the database again" in log
+    if "past the memory cap" in request.node.callspec.id:
+        assert "usage events past the memory cap read back from" in log  # they waited on disk only
 
 
 def test_a_key_not_yet_loaded_gets_503_with_retry_after_while_the_database_is_down(outage_server):
