@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import redis
 from asgiref.sync import sync_to_async
-from django.db import Error as DatabaseError
+from django.db import InterfaceError, OperationalError
 
 from dataplane.errors import ProxyError, internal_error, invalid_api_key, invalid_request, service_unavailable
 from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
@@ -132,7 +132,8 @@ class ProxyApp:
     async def __call__(self, scope, receive, downstream) -> None:
         """Serve one `/v1/` request. Errors are answered OpenAI-shaped: a `ProxyError` as it
         says; the database or Redis unreachable as 503 `service_unavailable` with `retry-after`;
-        anything else as 500 `internal_error` naming the request id, logged with its traceback.
+        anything else (a statement the database refuses included) as 500 `internal_error` naming
+        the request id, logged with its traceback.
         An error after the answer has started is logged and ends the answer."""
         request_id = "req_" + uuid.uuid4().hex
         base_headers = [(b"x-request-id", request_id.encode())]
@@ -158,7 +159,7 @@ class ProxyApp:
                 raise ProxyError(404, "unknown_url", f"Unknown request URL: {method} {scope['path']}.")
         except ProxyError as error:
             await self._answer_error(send, started, base_headers, error)
-        except DatabaseError as exc:
+        except (OperationalError, InterfaceError) as exc:  # the connection, not the statement
             log.warning("request %s: the database is unreachable: %s", request_id, exc)
             await self._answer_error(send, started, base_headers, service_unavailable("database"))
         except redis.RedisError as exc:
