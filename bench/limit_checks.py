@@ -49,7 +49,7 @@ async def main(rounds: int) -> None:
     estimate = Estimate.of(12, 120, 7, Prices(input=Decimal(1), output=Decimal(2)))
     usage = TokenUsage(input_tokens=12, output_tokens=7)
     for name in [engine._check(r, datetime.now(UTC), estimate).name for r in rules[2:]]:
-        await counters.seed(name, 0, 3600)
+        await counters.seed_counter(name, 0, 3600, 0)
     timings, admit_timings = [], []
     for _ in range(rounds):
         now = datetime.now(UTC)

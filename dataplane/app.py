@@ -111,7 +111,8 @@ class ProxyApp:
             self.registry = Registry()
         self.throttle = InvalidKeyThrottle.from_settings()
         self.limits = LimitEngine(counters)
-        self.recorder = UsageRecorder()
+        # Counters that Redis can lose count each stored usage event their rebuild missed.
+        self.recorder = UsageRecorder(after_write=None if counters.durable else self.limits.after_write)
         self.openai_client = OpenAICompatibleClient()
         self.clients: dict[str, MockClient | OpenAICompatibleClient] = {
             "mock": MockClient(),
@@ -446,8 +447,9 @@ class ProxyApp:
     # --- metering -----------------------------------------------------------------------------
 
     def _finish(self, meter: _Meter, usage: TokenUsage | None, status: int, *, error_code: str = "") -> None:
-        """Queue the usage event and count the usage against the limits. A failed request
-        (no usage reported) is recorded with zero tokens and zero cost."""
+        """Count the usage against the limits and queue the usage event (spooled at once, stored
+        once the limits are settled). A failed request (no usage reported) is recorded with zero
+        tokens and zero cost."""
         usage = usage or TokenUsage()
         event = meter.event
         event.update(
@@ -462,11 +464,13 @@ class ProxyApp:
             latency_ms=int((time.perf_counter() - meter.started) * 1000),
             cost_usd=meter.prices.cost(usage),
         )
-        self.recorder.record(event)
-        if meter.admission.rules:
-            task = asyncio.get_running_loop().create_task(self.limits.settle(meter.admission, usage, event["cost_usd"]))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if not meter.admission.rules:
+            self.recorder.record(event)
+            return
+        task = asyncio.get_running_loop().create_task(self.limits.settle(meter.admission, usage, event["cost_usd"]))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self.recorder.record(event, settled=task)
 
 
 _ONE_MINUTE = timedelta(minutes=1)

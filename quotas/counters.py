@@ -8,10 +8,22 @@ loses nothing that was written; TPM/RPM counters start at zero each minute.
 
 Check-and-reserve is one atomic step for every limit of a request: one Lua script in Redis,
 one synchronous function (no await inside) in process memory.
+
+Epochs (SPEC §3: "a reservation is never subtracted from a counter that no longer holds it").
+Each Redis counter `C` has a sibling `C:e` holding `<epoch>:<generation>`: a random epoch given
+when the counter is created (seeded from the database, or first counted for TPM/RPM), and for a
+seeded counter the usage-write generation its seed read the database at
+(`usage.rollups.next_write_generation`). A counter lost with Redis (restart, flush) comes back
+with a new epoch, so an admission can tell whether the counter still holds its reservation:
+`settle` subtracts a reservation only from the epoch that took it, and `after_write` adds an
+event that the rebuilt counter's seed did not read. Counters in process memory are never lost;
+their epoch is always `local`.
 """
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -79,9 +91,10 @@ class CounterCheck:
 class Reservation:
     """The answer of `check_and_reserve`.
 
-    `ok`: every check passed and every amount was added; `values` are the counters after it.
-    Otherwise `failed` is the index of the first check that rejected (with its `value`), or of
-    a counter that must be seeded first (`missing` True).
+    `ok`: every check passed and every amount was added; `values` are the counters after it and
+    `epochs` their epochs (`""` for a counter that does not exist: a TPM/RPM one that nothing was
+    added to). Otherwise `failed` is the index of the first check that rejected (with its
+    `value`), or of a counter that must be seeded first (`missing` True).
     """
 
     ok: bool
@@ -89,21 +102,68 @@ class Reservation:
     failed: int = -1
     value: int = 0
     missing: bool = False
+    epochs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """One counter's part in settling a request: add `same` if the counter is still in `epoch`
+    (the one that took the reservation: real usage minus the reservation), else `other` (the
+    real usage alone: a rebuilt counter never held the reservation)."""
+
+    name: str
+    epoch: str
+    same: int
+    other: int
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A settled request's part in one counter, once its usage event is in the database.
+
+    `settled_in`: the epoch its usage was added to (`""`: the settle did not reach Redis);
+    `epoch`: the epoch that took its reservation; `reserved`, `actual`: counter units;
+    `generation`: the usage-write generation of the transaction that stored the event. See
+    `RedisCounters.after_write` for what is added."""
+
+    name: str
+    settled_in: str
+    epoch: str
+    reserved: int
+    actual: int
+    generation: int
 
 
 class Counters(Protocol):
+    """What the limit engine needs of a counter store (`LocalCounters`, `RedisCounters`).
+    `durable`: its counters are never lost (then seeds need no usage-write generation)."""
+
+    durable: bool
+
     async def check_and_reserve(self, checks: list[CounterCheck]) -> Reservation: ...
 
     async def seed(self, name: str, value: int, ttl_seconds: int | None) -> int: ...
 
-    async def adjust(self, deltas: list[tuple[str, int]]) -> list[int | None]: ...
+    async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str: ...
+
+    async def settle(self, items: list[Settle]) -> list[tuple[int, str] | None]: ...
+
+    async def adopt(self, name: str, epoch: str, amount: int) -> bool: ...
+
+    async def after_write(self, items: list[Written]) -> int: ...
 
     async def read(self, names: list[str]) -> list[int | None]: ...
 
 
+LOCAL_EPOCH = "local"
+
+
 class LocalCounters:
-    """Counters in this process's memory (embedded default, one process). Expiry is not needed:
-    old windows are simply never read again; `prune` drops them."""
+    """Counters in this process's memory (embedded default, one process). They are never lost,
+    so their epoch is always `LOCAL_EPOCH`. Expiry is not needed: old windows are simply never
+    read again."""
+
+    durable = True  # nothing to rebuild: seeds need no usage-write generation
 
     def __init__(self) -> None:
         self._values: dict[str, int] = {}
@@ -124,33 +184,47 @@ class LocalCounters:
             if check.amount or check.name in self._values:
                 self._values[check.name] = value + check.amount
             after.append(value + check.amount)
-        return Reservation(ok=True, values=tuple(after))
+        return Reservation(ok=True, values=tuple(after), epochs=(LOCAL_EPOCH,) * len(checks))
 
     async def seed(self, name: str, value: int, ttl_seconds: int | None) -> int:
         return self._values.setdefault(name, value)
 
-    async def adjust(self, deltas: list[tuple[str, int]]) -> list[int | None]:
-        out: list[int | None] = []
-        for name, delta in deltas:
-            if name in self._values:
-                self._values[name] += delta
-                out.append(self._values[name])
+    async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str:
+        self._values.setdefault(name, value)
+        return LOCAL_EPOCH
+
+    async def settle(self, items: list[Settle]) -> list[tuple[int, str] | None]:
+        out: list[tuple[int, str] | None] = []
+        for item in items:
+            if item.name in self._values:
+                self._values[item.name] += item.same if item.epoch == LOCAL_EPOCH else item.other
+                out.append((self._values[item.name], LOCAL_EPOCH))
             else:
                 out.append(None)
         return out
+
+    async def adopt(self, name: str, epoch: str, amount: int) -> bool:
+        return False  # a counter in memory is never rebuilt, so there is nothing to adopt
+
+    async def after_write(self, items: list[Written]) -> int:
+        return 0
 
     async def read(self, names: list[str]) -> list[int | None]:
         return [self._values.get(name) for name in names]
 
 
+# Every script gets, per counter, its name and its epoch key (`<name>:e`) in KEYS, so that
+# both are declared (Redis Cluster: same hash slot through the name's hash tag).
 _CHECK_AND_RESERVE = """
--- ARGV: per key 5 values: limit, amount, strict (1/0), seedable (1/0), ttl seconds (0 = none)
+-- KEYS: per counter its name and its epoch key. ARGV[1]: the epoch of a counter created here;
+-- then per counter 5 values: limit, amount, strict (1/0), seedable (1/0), ttl seconds (0 = none)
 local values = {}
-for i = 1, #KEYS do
-  local base = (i - 1) * 5
+local n = #KEYS / 2
+for i = 1, n do
+  local base = 1 + (i - 1) * 5
   local limit = tonumber(ARGV[base + 1])
   local amount = tonumber(ARGV[base + 2])
-  local raw = redis.call('GET', KEYS[i])
+  local raw = redis.call('GET', KEYS[2 * i - 1])
   local value
   if raw then
     value = tonumber(raw)
@@ -167,31 +241,119 @@ for i = 1, #KEYS do
   values[i] = value
 end
 local out = {1, 0, 0}
-for i = 1, #KEYS do
-  local base = (i - 1) * 5
+for i = 1, n do
+  local base = 1 + (i - 1) * 5
   local amount = tonumber(ARGV[base + 2])
   local ttl = tonumber(ARGV[base + 5])
   local value = values[i]
+  local meta = redis.call('GET', KEYS[2 * i])
   if amount ~= 0 then
-    value = redis.call('INCRBY', KEYS[i], amount)
-    if ttl > 0 and value == amount then redis.call('EXPIRE', KEYS[i], ttl) end
+    -- ARGV as it came (a Lua number would reach Redis as e.g. "1e+14")
+    value = redis.call('INCRBY', KEYS[2 * i - 1], ARGV[base + 2])
+    if value == amount and not meta then
+      meta = ARGV[1] .. ':0'
+      redis.call('SET', KEYS[2 * i], meta)
+      if ttl > 0 then
+        redis.call('EXPIRE', KEYS[2 * i - 1], ttl)
+        redis.call('EXPIRE', KEYS[2 * i], ttl)
+      end
+    end
   end
   out[#out + 1] = value
+  if meta then
+    out[#out + 1] = string.match(meta, '^([^:]*)')
+  elseif redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
+    out[#out + 1] = '0'
+  else
+    out[#out + 1] = ''
+  end
 end
 return out
 """
 
-_ADJUST = """
+_SEED = """
+-- KEYS: the counter and its epoch key. ARGV: value, ttl seconds (0 = none), epoch, generation.
+-- A counter that exists is left as it is. Returns the counter's epoch.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[3] .. ':' .. ARGV[4])
+  local ttl = tonumber(ARGV[2])
+  if ttl > 0 then
+    redis.call('EXPIRE', KEYS[1], ttl)
+    redis.call('EXPIRE', KEYS[2], ttl)
+  end
+  return ARGV[3]
+end
+local meta = redis.call('GET', KEYS[2])
+if not meta then return '0' end
+return string.match(meta, '^([^:]*)')
+"""
+
+_SETTLE = """
+-- KEYS: per counter its name and its epoch key. ARGV: per counter the epoch that took the
+-- reservation, the delta if the counter is still in it, and the delta if it is not.
+-- Returns per counter {value, epoch}, or {false, ''} for a counter that does not exist.
 local out = {}
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    out[i] = redis.call('INCRBY', KEYS[i], ARGV[i])
+for i = 1, #KEYS / 2 do
+  local base = (i - 1) * 3
+  if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
+    local meta = redis.call('GET', KEYS[2 * i])
+    local epoch = meta and string.match(meta, '^([^:]*)') or '0'
+    local delta = ARGV[base + 2]
+    if epoch ~= ARGV[base + 1] then delta = ARGV[base + 3] end
+    out[#out + 1] = redis.call('INCRBY', KEYS[2 * i - 1], delta)
+    out[#out + 1] = epoch
   else
-    out[i] = false
+    out[#out + 1] = false
+    out[#out + 1] = ''
   end
 end
 return out
 """
+
+_ADOPT = """
+-- KEYS: a counter and its epoch key; ARGV: the epoch expected, the amount to add.
+local meta = redis.call('GET', KEYS[2])
+local epoch = meta and string.match(meta, '^([^:]*)') or '0'
+if redis.call('EXISTS', KEYS[1]) == 1 and epoch == ARGV[1] then
+  redis.call('INCRBY', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_AFTER_WRITE = """
+-- KEYS: per item a counter and its epoch key. ARGV: per item settled_in, epoch, reserved,
+-- actual, generation. Returns how many items were added to a counter.
+local added = 0
+for i = 1, #KEYS / 2 do
+  local base = (i - 1) * 5
+  if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
+    local meta = redis.call('GET', KEYS[2 * i]) or '0:0'
+    local epoch, generation = string.match(meta, '^([^:]*):?(%d*)')
+    generation = tonumber(generation) or 0
+    local settled_in = ARGV[base + 1]
+    if epoch ~= settled_in then
+      local delta = nil
+      if settled_in == '' and epoch == ARGV[base + 2] then
+        delta = tonumber(ARGV[base + 4]) - tonumber(ARGV[base + 3])
+      elseif generation <= tonumber(ARGV[base + 5]) then
+        delta = tonumber(ARGV[base + 4])
+      end
+      if delta then
+        if delta ~= 0 then redis.call('INCRBY', KEYS[2 * i - 1], string.format('%.0f', delta)) end
+        added = added + 1
+      end
+    end
+  end
+end
+return added
+"""
+
+
+def epoch_key(name: str) -> str:
+    """The key beside counter `name` that holds `<epoch>:<generation>`."""
+    return f"{name}:e"
 
 
 def redis_client(url: str):
@@ -211,32 +373,93 @@ def redis_client(url: str):
 class RedisCounters:
     """Counters in Redis, shared by every process that uses the same `REDIS_URL`."""
 
+    durable = False  # lost with Redis: a seed records the usage-write generation it read at
+
     def __init__(self, url: str) -> None:
         self._redis = redis_client(url)
         self._check_and_reserve = self._redis.register_script(_CHECK_AND_RESERVE)
-        self._adjust = self._redis.register_script(_ADJUST)
+        self._seed = self._redis.register_script(_SEED)
+        self._settle = self._redis.register_script(_SETTLE)
+        self._adopt = self._redis.register_script(_ADOPT)
+        self._after_write = self._redis.register_script(_AFTER_WRITE)
+        self._epoch_prefix = secrets.token_hex(6)
+        self._epochs = itertools.count()
+
+    def _new_epoch(self) -> str:
+        """An epoch no counter has had: this process's random prefix and a sequence number."""
+        return f"{self._epoch_prefix}{next(self._epochs):x}"
+
+    @staticmethod
+    def _keys(names) -> list[str]:
+        keys: list[str] = []
+        for name in names:
+            keys += [name, epoch_key(name)]
+        return keys
 
     async def check_and_reserve(self, checks: list[CounterCheck]) -> Reservation:
-        args: list[int] = []
+        args: list[int | str] = [self._new_epoch()]
         for check in checks:
             args += [check.limit, check.amount, int(check.strict), int(check.seedable), check.ttl_seconds or 0]
-        status, index, value, *values = await self._check_and_reserve(keys=[c.name for c in checks], args=args)
+        status, index, value, *rest = await self._check_and_reserve(keys=self._keys(c.name for c in checks), args=args)
         if status == 1:
-            return Reservation(ok=True, values=tuple(int(v) for v in values))
+            values = tuple(int(v) for v in rest[0::2])
+            epochs = tuple(e.decode() if isinstance(e, bytes) else str(e) for e in rest[1::2])
+            return Reservation(ok=True, values=values, epochs=epochs)
         return Reservation(ok=False, failed=int(index) - 1, value=int(value), missing=status == -1)
 
     async def seed(self, name: str, value: int, ttl_seconds: int | None) -> int:
+        """Set the plain value `name` (a config version) unless it exists; returns what it holds."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(name, value, nx=True, ex=ttl_seconds)
             pipe.get(name)
             _, current = await pipe.execute()
         return int(current)
 
-    async def adjust(self, deltas: list[tuple[str, int]]) -> list[int | None]:
-        if not deltas:
+    async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str:
+        """Create counter `name` at `value` (counter units, read from the database at usage-write
+        `generation`) in a new epoch, unless it exists; returns the counter's epoch."""
+        epoch = await self._seed(keys=self._keys([name]), args=[value, ttl_seconds or 0, self._new_epoch(), generation])
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+
+    async def settle(self, items: list[Settle]) -> list[tuple[int, str] | None]:
+        """Add each item's delta (see `Settle`); per item the counter and its epoch after it, or
+        None for a counter that does not exist (nothing was added)."""
+        if not items:
             return []
-        values = await self._adjust(keys=[n for n, _ in deltas], args=[d for _, d in deltas])
-        return [None if v is None else int(v) for v in values]
+        args: list[int | str] = []
+        for item in items:
+            args += [item.epoch, item.same, item.other]
+        raw = await self._settle(keys=self._keys(i.name for i in items), args=args)
+        out: list[tuple[int, str] | None] = []
+        for value, epoch in zip(raw[0::2], raw[1::2], strict=True):
+            out.append(None if value is None else (int(value), epoch.decode() if isinstance(epoch, bytes) else epoch))
+        return out
+
+    async def adopt(self, name: str, epoch: str, amount: int) -> bool:
+        """Add `amount` (reservations still in flight that a rebuilt counter does not hold) to
+        counter `name` if it is in `epoch`; whether it was added."""
+        return bool(await self._adopt(keys=self._keys([name]), args=[epoch, amount]))
+
+    async def after_write(self, items: list[Written]) -> int:
+        """Once usage events are in the database, make every counter that did not count them
+        count them, exactly once (SPEC §3). Per item, for the counter as it is now:
+        - in the epoch the usage was settled into, or missing: nothing (a later seed reads the
+          event from the database);
+        - not settled (`settled_in` ""), in the epoch that took the reservation: the settle
+          happens now (actual - reserved);
+        - otherwise the counter was rebuilt: if its seed read the database at a generation up to
+          the event's, the seed did not see the event and `actual` is added; a later seed did.
+        Returns how many items changed a counter. Items go to Redis in groups of one hash tag."""
+        groups: dict[str, list[Written]] = {}
+        for item in items:
+            groups.setdefault(hash_tag(item.name), []).append(item)
+        added = 0
+        for group in groups.values():
+            args: list[int | str] = []
+            for item in group:
+                args += [item.settled_in, item.epoch, item.reserved, item.actual, item.generation]
+            added += int(await self._after_write(keys=self._keys(i.name for i in group), args=args))
+        return added
 
     async def read(self, names: list[str]) -> list[int | None]:
         values = await self._redis.mget(names)
@@ -244,6 +467,14 @@ class RedisCounters:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def hash_tag(name: str) -> str:
+    """The `{…}` hash tag of a key name ("" if it has none): keys with the same tag share a
+    Redis Cluster slot."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start != -1 else -1
+    return name[start : end + 1] if end > start + 1 else ""
 
 
 def make_counters() -> LocalCounters | RedisCounters:

@@ -18,21 +18,33 @@ Per kind of limit (SPEC §3):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+import redis
 from asgiref.sync import sync_to_async
 
 from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
-from quotas.counters import CounterCheck, Counters, counter_name, minute_tag, units_to_usd, usd_to_units, window_tag
+from quotas.counters import (
+    CounterCheck,
+    Counters,
+    Settle,
+    Written,
+    counter_name,
+    minute_tag,
+    units_to_usd,
+    usd_to_units,
+    window_tag,
+)
 from quotas.models import Level, RefreshPeriod
 from quotas.periods import window_end, window_start
-from quotas.selectors import used_in_window
+from quotas.selectors import used_for_seed, used_in_window
 from quotas.services import api_key_reactivate_after_token_quota, api_keys_suspend_for_token_quota
 
 log = logging.getLogger(__name__)
@@ -108,7 +120,9 @@ class LimitExceeded(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What `admit` reserved: per rule, its counter name, the amount reserved and the counter after."""
+    """What `admit` reserved: per rule, its counter name, the amount reserved, the counter after
+    and the counter's epoch that holds the reservation (`epochs` changes when a rebuilt counter
+    adopts the reservation; see `quotas.counters`)."""
 
     key_id: int
     now: datetime
@@ -116,6 +130,7 @@ class Admission:
     names: tuple[str, ...] = ()
     reserved: tuple[int, ...] = ()
     values: tuple[int, ...] = ()
+    epochs: list[str] = field(default_factory=list)
 
     def rate_limit_headers(self) -> dict[str, str]:
         """OpenAI's `x-ratelimit-*` headers for the tightest TPM and RPM limits (empty if none)."""
@@ -152,6 +167,8 @@ class LimitEngine:
         self.counters = counters
         self._background: set[asyncio.Task] = set()
         self._suspended_at: dict[tuple[str, int], float] = {}
+        # Reservations in flight, per counter name: id(admission) -> (admission, rule index).
+        self._holds: dict[str, dict[int, tuple[Admission, int]]] = {}
 
     def _check(self, rule: LimitRule, now: datetime, estimate: Estimate) -> CounterCheck:
         if rule.kind == "rpm":
@@ -192,14 +209,35 @@ class LimitEngine:
             raise self._exceeded(rules[result.failed], result.value, checks[result.failed].amount, now)
         if key.status == ApiKeyStatus.SUSPENDED and key.suspended_reason == SuspendedReason.TOKEN_QUOTA:
             self._run(self._reactivate(key.key_id))
-        return Admission(
+        admission = Admission(
             key_id=key.key_id,
             now=now,
             rules=rules,
             names=tuple(c.name for c in checks),
             reserved=tuple(c.amount for c in checks),
             values=result.values,
+            epochs=list(result.epochs),
         )
+        for index, (name, epoch) in enumerate(zip(admission.names, admission.epochs, strict=True)):
+            holds = self._holds.get(name)
+            if holds and any(held.epochs[i] != epoch for held, i in holds.values()):
+                await self._adopt(name, epoch)
+            if admission.reserved[index]:
+                self._holds.setdefault(name, {})[id(admission)] = (admission, index)
+        return admission
+
+    async def _adopt(self, name: str, epoch: str) -> None:
+        """Counter `name` is now in `epoch` (rebuilt after Redis lost it): add the reservations
+        this process still has in flight on it from older epochs (SPEC §3: a rebuilt counter holds
+        what is reserved), and note that `epoch` holds them."""
+        if not epoch:
+            return
+        stale = [(held, i) for held, i in self._holds.get(name, {}).values() if held.epochs[i] != epoch]
+        amount = sum(held.reserved[i] for held, i in stale)
+        for held, i in stale:
+            held.epochs[i] = epoch  # before the await: a concurrent adoption must not add them twice
+        if amount and await self.counters.adopt(name, epoch, amount):
+            log.warning("a rebuilt counter %s took %d in-flight reservation(s) of this process", name, len(stale))
 
     async def usage_of(self, rules: tuple[LimitRule, ...], now: datetime) -> list[int]:
         """What each rule's counter holds in the window of `now` (seeding missing ones), in
@@ -214,32 +252,96 @@ class LimitEngine:
             out.append(value or 0)
         return out
 
-    async def settle(self, admission: Admission, usage: TokenUsage, cost_usd: Decimal) -> None:
+    async def settle(self, admission: Admission, usage: TokenUsage, cost_usd: Decimal) -> list[Written]:
         """Replace the reservations with the real `usage` and `cost_usd`; a failed request
-        (zero usage) releases them. A token quota that is now reached suspends its keys."""
+        (zero usage) releases them. A reservation is subtracted only from the counter epoch that
+        holds it; a counter rebuilt since gets the real usage alone; a token-quota or spend counter
+        that is missing is seeded first (its usage event is not in the database yet: it is written
+        after this settle). A token quota that is now reached suspends its keys.
+
+        Returns, per token-quota and spend counter, what `after_write` needs once the usage event
+        is stored (generation -1 until then). Redis unreachable: logged, and returned as not
+        settled (`settled_in` ""), for `after_write` to settle later. Never raises for Redis."""
         if not admission.rules:
-            return
-        deltas = []
-        for rule, name, reserved in zip(admission.rules, admission.names, admission.reserved, strict=True):
+            return []
+        for name in admission.names:
+            holds = self._holds.get(name)
+            if holds is not None:
+                holds.pop(id(admission), None)
+                if not holds:
+                    del self._holds[name]
+        items: list[tuple[int, Settle]] = []
+        written: dict[int, Written] = {}
+        for index, (rule, name, reserved) in enumerate(
+            zip(admission.rules, admission.names, admission.reserved, strict=True)
+        ):
             if rule.kind == "rpm":
                 continue
             actual = usd_to_units(cost_usd) if rule.kind == "spend" else usage.total_tokens
-            if actual != reserved:
-                deltas.append((rule, name, actual - reserved))
-        if not deltas:
-            return
-        values = await self.counters.adjust([(name, delta) for _, name, delta in deltas])
-        for (rule, _, _), value in zip(deltas, values, strict=True):
-            if rule.kind == "tokens" and value is not None and value >= rule.limit:
+            epoch = admission.epochs[index] if index < len(admission.epochs) else ""
+            if rule.kind in ("tokens", "spend"):
+                written[index] = Written(name, epoch, epoch, reserved, actual, -1)
+            if actual != reserved or actual:
+                items.append((index, Settle(name, epoch, actual - reserved, actual)))
+        if not items:
+            return list(written.values())
+        try:
+            results = await self.counters.settle([item for _, item in items])
+            missing = [
+                n
+                for n, ((index, _), result) in enumerate(zip(items, results, strict=True))
+                if result is None and index in written
+            ]
+            for n in missing:  # lost with Redis: seed it (this request's event is not stored yet), then settle
+                rule = admission.rules[items[n][0]]
+                await self._seed(rule, self._check(rule, admission.now, Estimate()), admission.now)
+            if missing:
+                retried = await self.counters.settle([items[n][1] for n in missing])
+                for n, result in zip(missing, retried, strict=True):
+                    results[n] = result
+        except redis.RedisError as exc:
+            log.warning("settling %s in Redis failed (%s); settled once its event is stored", admission.names, exc)
+            return [dataclasses.replace(w, settled_in="") for w in written.values()]
+        for (index, _), result in zip(items, results, strict=True):
+            rule = admission.rules[index]
+            epoch = "" if result is None else result[1]
+            if index in written:
+                written[index] = dataclasses.replace(written[index], settled_in=epoch)
+            if rule.kind == "tokens" and result is not None and result[0] >= rule.limit:
                 self._suspend(rule)
+        return list(written.values())
+
+    async def after_write(self, settled: list[tuple[list[Written], int]]) -> None:
+        """Called once usage events are stored: per event the `settle` result and the usage-write
+        generation of the transaction that stored it. Counts in every rebuilt counter the events
+        its seed did not read (`Counters.after_write`). Redis unreachable: logged; a counter
+        rebuilt later reads these events from the database."""
+        items = [dataclasses.replace(w, generation=generation) for written, generation in settled for w in written]
+        if not items:
+            return
+        try:
+            added = await self.counters.after_write(items)
+        except redis.RedisError as exc:
+            log.warning("counting %d stored usage event(s) in rebuilt counters failed: %s", len(items), exc)
+            return
+        if added:
+            log.warning("%d counter(s) counted usage events stored after they were rebuilt", added)
 
     async def _seed(self, rule: LimitRule, check: CounterCheck, now: datetime) -> None:
         since = window_start(rule.period, now)
-        used = await sync_to_async(used_in_window, thread_sensitive=True)(
-            level=rule.level, entity_id=rule.entity_id, since=since
-        )
+        if self.counters.durable:
+            used = await sync_to_async(used_in_window, thread_sensitive=True)(
+                level=rule.level, entity_id=rule.entity_id, since=since
+            )
+            generation = 0
+        else:
+            used, generation = await sync_to_async(used_for_seed, thread_sensitive=True)(
+                level=rule.level, entity_id=rule.entity_id, since=since
+            )
         value = usd_to_units(used.usd) if rule.kind == "spend" else used.tokens
-        await self.counters.seed(check.name, value, check.ttl_seconds)
+        epoch = await self.counters.seed_counter(check.name, value, check.ttl_seconds, generation)
+        if self._holds.get(check.name):
+            await self._adopt(check.name, epoch)
 
     def _exceeded(self, rule: LimitRule, value: int, amount: int, now: datetime) -> LimitExceeded:
         """The refusal of `rule`, whose counter holds `value` and which could not take `amount`

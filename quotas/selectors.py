@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Count, Sum
 
 from gateway.models import Gateway
 from quotas.models import Level, LimitOwner
 from quotas.periods import window_start
 from usage.models import UsageEvent
+from usage.rollups import next_write_generation
 
 LEVEL_FIELDS: dict[str, str] = {
     Level.API_KEY: "api_key_id",
@@ -45,6 +47,18 @@ def used_in_window(*, level: str, entity_id: int, since: datetime, until: dateti
         usd=Decimal(totals["usd"] or 0).quantize(Decimal("0.0000000001")),
         requests=int(totals["requests"] or 0),
     )
+
+
+def used_for_seed(*, level: str, entity_id: int, since: datetime) -> tuple[Used, int]:
+    """`used_in_window` for seeding a shared counter, with the usage-write generation it was read
+    at: in one transaction, the generation is advanced first (waiting for usage writes that are
+    committing, `usage.rollups.next_write_generation`), then the events are summed. An event
+    stored at a generation below the one returned is in the sum; one stored at or above it is not
+    (`quotas.counters.RedisCounters.after_write` adds it)."""
+    with transaction.atomic():
+        generation = next_write_generation()
+        used = used_in_window(level=level, entity_id=entity_id, since=since)
+    return used, generation
 
 
 def spend_by_api_key(*, budgets, now: datetime) -> dict[int, Decimal]:

@@ -176,3 +176,18 @@ class UsageRetention(models.Model):
 
     def __str__(self) -> str:
         return f"raw usage events purged before {self.purged_before}"
+
+
+class UsageWriteGate(models.Model):
+    """The one row (pk 1) that orders usage writes against the seeds of shared counters.
+
+    Every transaction that stores usage events reads `generation` (under a share lock on
+    PostgreSQL) after its inserts; a counter seed advances it (an update: it waits for those
+    transactions) before it sums the events. So an event stored at a generation below a seed's
+    was in that seed's sum, and one stored at or above it was not (SPEC §3: a counter rebuilt
+    after a Redis restart holds exactly what was spent; `quotas.counters`)."""
+
+    generation = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"usage write generation {self.generation}"

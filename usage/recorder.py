@@ -26,10 +26,12 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -60,17 +62,19 @@ def _reject(directory: Path, row: dict) -> None:
         file.write(_encode(row))
 
 
-def _insert(events: list[UsageEvent]) -> None:
+def _insert(events: list[UsageEvent]) -> int:
     try:
-        insert_events(events)
+        return insert_events(events)
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(str(exc)) from exc
 
 
-def _write(rows: list[dict], directory: Path) -> None:
-    """Insert `rows` (dicts of `UsageEvent` fields). A row the database refuses is logged and
-    kept in `directory/rejected/`. Raises DatabaseUnavailable, having written none or some of
-    them (an event already stored is skipped when they are written again)."""
+def _write(rows: list[dict], directory: Path) -> dict[str, int]:
+    """Insert `rows` (dicts of `UsageEvent` fields); returns the usage-write generation each
+    stored row was committed at, by request id (`usage.rollups.write_generation`). A row the
+    database refuses is logged and kept in `directory/rejected/`. Raises DatabaseUnavailable,
+    having written none or some of them (an event already stored is skipped when they are
+    written again)."""
     close_old_connections()
     made: list[tuple[UsageEvent, dict]] = []
     for row in rows:
@@ -80,20 +84,22 @@ def _write(rows: list[dict], directory: Path) -> None:
             log.exception("usage event %s is malformed; kept in %s/rejected", row.get("request_id"), directory)
             _reject(directory, row)
     try:
-        _insert([event for event, _ in made])
-        return
+        generation = _insert([event for event, _ in made])
+        return {event.request_id: generation for event, _ in made}
     except DatabaseUnavailable:
         raise
     except DatabaseError:
         log.exception("usage batch of %d failed; writing row by row", len(made))
+    generations: dict[str, int] = {}
     for event, row in made:
         try:
-            _insert([event])
+            generations[event.request_id] = _insert([event])
         except DatabaseUnavailable:
             raise
         except DatabaseError:
             log.exception("usage event %s refused by the database; kept in %s/rejected", event.request_id, directory)
             _reject(directory, row)
+    return generations
 
 
 def _encode(row: dict) -> bytes:
@@ -210,9 +216,20 @@ def recover(directory: Path | None = None) -> int:
 
 class UsageRecorder:
     """Batches usage events (dicts of `UsageEvent` fields) into the database, spooled on disk;
-    one per data plane process. `backlog` is the number of events not yet in the database."""
+    one per data plane process. `backlog` is the number of events not yet in the database.
 
-    def __init__(self, directory: Path | None = None, max_queued: int | None = None) -> None:
+    An event recorded with the task that settles its limits (`record(row, settled=task)`) is
+    written only once that task is done, so an event in the database is always settled; then
+    `after_write` (if given) is awaited with, per such event, the task's result and the
+    usage-write generation the event was stored at (see `quotas.engine.LimitEngine.after_write`).
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        max_queued: int | None = None,
+        after_write: Callable[[list[tuple[Any, int]]], Awaitable[None]] | None = None,
+    ) -> None:
         from django.conf import settings
 
         self._max_queued = max_queued or settings.AIGW_USAGE_MAX_QUEUED_EVENTS
@@ -231,14 +248,17 @@ class UsageRecorder:
         self._recover_due = True
         self._unavailable_since: float | None = None  # monotonic time of the first failed write
         self._logged_at = 0.0
+        self._after_write = after_write
+        self._settles: dict[str, asyncio.Future] = {}  # request id -> the task settling its limits
 
     @property
     def backlog(self) -> int:
         """Events recorded by this process and not yet in the database."""
         return len(self._pending) + self._queue.qsize() + self._spilled + self._replaying
 
-    def record(self, row: dict) -> None:
-        """Spool and queue one usage event; never blocks on the database and never raises."""
+    def record(self, row: dict, settled: asyncio.Future | None = None) -> None:
+        """Spool and queue one usage event; never blocks on the database and never raises.
+        `settled`: the task settling the request's limits; the event is written after it."""
         try:
             self._spool.write(_encode(row))
         except (OSError, TypeError):
@@ -247,6 +267,8 @@ class UsageRecorder:
             self._spilled += 1  # memory stays bounded; the spool file has it
         else:
             self._queue.put_nowait(row)
+            if settled is not None:
+                self._settles[row["request_id"]] = settled
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._run())
 
@@ -293,13 +315,17 @@ class UsageRecorder:
                 self._pending.append(await self._queue.get())
             while len(self._pending) < MAX_BATCH and not self._queue.empty():
                 self._pending.append(self._queue.get_nowait())
+            settling = [self._settles[r["request_id"]] for r in self._pending if r["request_id"] in self._settles]
+            if settling:
+                await asyncio.wait(settling)
             try:
-                await self._write(self._pending, self._directory)
+                generations = await self._write(self._pending, self._directory)
             except DatabaseUnavailable as error:
                 self._waiting(error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
                 continue
+            await self._settled_written(self._pending, generations)
             written, self._pending = len(self._pending), []
             delay = RETRY_FIRST_SECONDS
             self._landed()
@@ -311,6 +337,21 @@ class UsageRecorder:
             for _ in range(written):
                 self._queue.task_done()
             await self._recover_if_due()
+
+    async def _settled_written(self, rows: list[dict], generations: dict[str, int]) -> None:
+        """Hand the settle results of the stored `rows` to `after_write` (errors are logged)."""
+        pairs = []
+        for row in rows:
+            task = self._settles.pop(row["request_id"], None)
+            generation = generations.get(row["request_id"])
+            if task is None or generation is None or task.cancelled() or task.exception() is not None:
+                continue
+            pairs.append((task.result(), generation))
+        if pairs and self._after_write is not None:
+            try:
+                await self._after_write(pairs)
+            except Exception:
+                log.exception("counting %d stored usage events in the limit counters failed", len(pairs))
 
     async def _read_back_spilled(self) -> None:
         """Write the events that went only to the spool file: it is set aside (new events go to a

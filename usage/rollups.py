@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
@@ -40,6 +40,7 @@ from usage.models import (
     UsageRollup,
     UsageRollupDay,
     UsageRollupDirtyHour,
+    UsageWriteGate,
 )
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,38 @@ def mark_dirty(created_at: Iterable[datetime]) -> None:
     )
 
 
-def insert_events(events: list[UsageEvent]) -> None:
+def insert_events(events: list[UsageEvent]) -> int:
     """Insert usage events (one `bulk_create`; an event whose request id is already stored is
-    skipped) and mark their hours dirty, in one transaction. The only way events are written."""
+    skipped) and mark their hours dirty, in one transaction. The only way events are written.
+    Returns the usage-write generation the transaction committed at (`UsageWriteGate`)."""
     with transaction.atomic():
         UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
         mark_dirty(event.created_at for event in events)
+        return write_generation()
+
+
+_GATE_TABLE = UsageWriteGate._meta.db_table
+
+
+def write_generation() -> int:
+    """The usage-write generation, read inside a transaction that stored usage events, after its
+    inserts: on PostgreSQL under a share lock, so no counter seed can advance it until this
+    transaction ends (SQLite has one writer at a time). 0 before the first seed."""
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT generation FROM {_GATE_TABLE} WHERE id = 1{lock}")  # noqa: S608 - our table name
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def next_write_generation() -> int:
+    """Advance the usage-write generation and return it; run inside the transaction of a
+    counter seed, before it sums the events (`quotas.selectors.used_for_seed`). The update
+    waits for transactions storing usage events to commit, and they wait for this one."""
+    if not UsageWriteGate.objects.filter(pk=1).update(generation=F("generation") + 1):
+        UsageWriteGate.objects.bulk_create([UsageWriteGate(pk=1, generation=0)], ignore_conflicts=True)
+        UsageWriteGate.objects.filter(pk=1).update(generation=F("generation") + 1)
+    return UsageWriteGate.objects.filter(pk=1).values_list("generation", flat=True).get()
 
 
 def _purged_before() -> datetime | None:
