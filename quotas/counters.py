@@ -333,17 +333,13 @@ for i = 1, #KEYS / 2 do
     local epoch, generation = string.match(meta, '^([^:]*):?(%d*)')
     generation = tonumber(generation) or 0
     local settled_in = ARGV[base + 1]
-    if epoch ~= settled_in then
-      local delta = nil
-      if settled_in == '' and epoch == ARGV[base + 2] then
-        delta = tonumber(ARGV[base + 4]) - tonumber(ARGV[base + 3])
-      elseif generation <= tonumber(ARGV[base + 5]) then
-        delta = tonumber(ARGV[base + 4])
-      end
-      if delta then
-        if delta ~= 0 then redis.call('INCRBY', KEYS[2 * i - 1], string.format('%.0f', delta)) end
-        added = added + 1
-      end
+    -- a settle whose answer never came, on the counter that took the reservation: Redis may
+    -- have run it, so it is not run again (the counter stays at or above the truth)
+    local unknown = settled_in == '' and epoch == ARGV[base + 2]
+    if epoch ~= settled_in and not unknown and generation <= tonumber(ARGV[base + 5]) then
+      local actual = ARGV[base + 4]
+      if actual ~= '0' then redis.call('INCRBY', KEYS[2 * i - 1], actual) end
+      added = added + 1
     end
   end
 end
@@ -445,8 +441,9 @@ class RedisCounters:
         count them, exactly once (SPEC §3). Per item, for the counter as it is now:
         - in the epoch the usage was settled into, or missing: nothing (a later seed reads the
           event from the database);
-        - not settled (`settled_in` ""), in the epoch that took the reservation: the settle
-          happens now (actual - reserved);
+        - not settled (`settled_in` "": Redis did not answer the settle), in the epoch that took
+          the reservation: nothing, since Redis may have run it; the counter keeps at most the
+          reservation too much, which refuses early and never lets a limit pass;
         - otherwise the counter was rebuilt: if its seed read the database at a generation up to
           the event's, the seed did not see the event and `actual` is added; a later seed did.
         Returns how many items changed a counter. Items go to Redis in groups of one hash tag."""

@@ -261,7 +261,8 @@ class LimitEngine:
 
         Returns, per token-quota and spend counter, what `after_write` needs once the usage event
         is stored (generation -1 until then). Redis unreachable: logged, and returned as not
-        settled (`settled_in` ""), for `after_write` to settle later. Never raises for Redis."""
+        settled (`settled_in` ""): a counter rebuilt since reads the event or gets it from
+        `after_write`; one that survived keeps the reservation. Never raises for Redis."""
         if not admission.rules:
             return []
         for name in admission.names:
@@ -300,7 +301,7 @@ class LimitEngine:
                 for n, result in zip(missing, retried, strict=True):
                     results[n] = result
         except redis.RedisError as exc:
-            log.warning("settling %s in Redis failed (%s); settled once its event is stored", admission.names, exc)
+            log.warning("settling %s in Redis failed: %s", admission.names, exc)
             return [dataclasses.replace(w, settled_in="") for w in written.values()]
         for (index, _), result in zip(items, results, strict=True):
             rule = admission.rules[index]

@@ -2,7 +2,9 @@
 
 The data plane hands each finished request to `UsageRecorder.record`, which appends the event
 to this process's spool file (one JSON line, flushed to the operating system: it survives the
-process being killed) and to an in-memory queue. One writer task drains whatever has
+process being killed) and to an in-memory queue. An event is stored only once its limits are
+settled (the settle task given to `record`), so that a counter rebuilt from the database never
+counts an event twice (see `quotas.counters`). One writer task drains whatever has
 accumulated and inserts it with one `bulk_create`; under load batches grow on their own, when
 idle each event is written within milliseconds. Once everything queued is in the database the
 spool file is emptied.

@@ -136,7 +136,11 @@ def write_generation() -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT generation FROM {_GATE_TABLE} WHERE id = 1{lock}")  # noqa: S608 - our table name
         row = cursor.fetchone()
-    return int(row[0]) if row else 0
+        if row is None:  # no row to lock yet (a database emptied by hand or by a test): make it
+            UsageWriteGate.objects.bulk_create([UsageWriteGate(pk=1, generation=0)], ignore_conflicts=True)
+            cursor.execute(f"SELECT generation FROM {_GATE_TABLE} WHERE id = 1{lock}")  # noqa: S608
+            row = cursor.fetchone()
+    return int(row[0])
 
 
 def next_write_generation() -> int:

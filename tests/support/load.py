@@ -33,3 +33,33 @@ def burst(url: str, secret: str, body: dict, processes: int = 4, per_process: in
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [pool.submit(_one_process, url, secret, body, per_process, start_at) for _ in range(processes)]
         return [result for future in futures for result in future.result()]
+
+
+def _sustain_one(url: str, secret: str, body: dict, concurrency: int, seconds: float) -> list[tuple[int, str, str]]:
+    async def run() -> list[tuple[int, str, str]]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        results: list[tuple[int, str, str]] = []
+        until = time.monotonic() + seconds
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+            async def loop() -> None:
+                while time.monotonic() < until:
+                    response = await client.post(url, json=body, headers={"authorization": f"Bearer {secret}"})
+                    code = response.json()["error"]["code"] if response.status_code != 200 else ""
+                    results.append((response.status_code, code, response.headers.get("retry-after", "")))
+
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return results
+
+    return asyncio.run(run())
+
+
+def sustain(
+    url: str, secret: str, body: dict, processes: int = 3, concurrency: int = 8, seconds: float = 4.0
+) -> list[tuple[int, str, str]]:
+    """Keep `processes` x `concurrency` requests in flight for `seconds` (each client sends its
+    next POST when the last one is answered); returns (status, error code, retry-after) each."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [pool.submit(_sustain_one, url, secret, body, concurrency, seconds) for _ in range(processes)]
+        return [result for future in futures for result in future.result()]
