@@ -103,6 +103,8 @@ class ProxyApp:
         from django.conf import settings
 
         self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
+        # An intent's lease: by then its request has ended, whatever the upstream did.
+        self.intent_lease = timedelta(seconds=settings.AIGW_UPSTREAM_TIMEOUT_SECONDS + 60)
         counters = make_counters()
         # The config versions live beside the counters: in Redis, or in this process's memory.
         if isinstance(counters, RedisCounters):
@@ -326,7 +328,8 @@ class ProxyApp:
         """POST /v1/chat/completions. The steps, in order: authenticate the key, read and check
         the body, resolve the model, estimate the request (only when a limit needs it), admit it
         against the limits, forward it upstream, then answer whole or relay the stream, and
-        settle and meter it (`_finish`). The awaits are these and no more."""
+        settle and meter it (`_finish`). The request's intent is written before it is forwarded,
+        so that it is metered even if this process dies. The awaits are these and no more."""
         started = time.perf_counter()
         now = _now()
         key = await self._authenticate(scope, now)
@@ -347,6 +350,11 @@ class ProxyApp:
             admission=admission,
             started=started,
             prices=route.prices,
+        )
+        charge, limits = admission.interrupted(estimate, route.prices, key.has_hard_limit)
+        self.recorder.intend(
+            request_id,
+            {"event": meter.event, "charge": charge, "limits": limits, "lease_until": now + self.intent_lease},
         )
         try:
             answer = await self.clients[route.provider_kind].chat(route, upstream_body, stream)

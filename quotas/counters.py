@@ -121,7 +121,8 @@ class Settle:
 class Written:
     """A settled request's part in one counter, once its usage event is in the database.
 
-    `settled_in`: the epoch its usage was added to (`""`: the settle did not reach Redis);
+    `settled_in`: the epoch its usage was added to (`""`: the settle did not reach Redis;
+    `"!"`: never settled, an interrupted request);
     `epoch`: the epoch that took its reservation; `reserved`, `actual`: counter units;
     `generation`: the usage-write generation of the transaction that stored the event. See
     `RedisCounters.after_write` for what is added."""
@@ -336,7 +337,12 @@ for i = 1, #KEYS / 2 do
     -- a settle whose answer never came, on the counter that took the reservation: Redis may
     -- have run it, so it is not run again (the counter stays at or above the truth)
     local unknown = settled_in == '' and epoch == ARGV[base + 2]
-    if epoch ~= settled_in and not unknown and generation <= tonumber(ARGV[base + 5]) then
+    if settled_in == '!' and epoch == ARGV[base + 2] then
+      -- never settled (an interrupted request), on the counter that holds its reservation
+      local delta = tonumber(ARGV[base + 4]) - tonumber(ARGV[base + 3])
+      if delta ~= 0 then redis.call('INCRBY', KEYS[2 * i - 1], string.format('%.0f', delta)) end
+      added = added + 1
+    elseif epoch ~= settled_in and not unknown and generation <= tonumber(ARGV[base + 5]) then
       local actual = ARGV[base + 4]
       if actual ~= '0' then redis.call('INCRBY', KEYS[2 * i - 1], actual) end
       added = added + 1
@@ -441,6 +447,8 @@ class RedisCounters:
         count them, exactly once (SPEC §3). Per item, for the counter as it is now:
         - in the epoch the usage was settled into, or missing: nothing (a later seed reads the
           event from the database);
+        - never settled (`settled_in` "!": an interrupted request), in the epoch that took the
+          reservation: actual - reserved is added now;
         - not settled (`settled_in` "": Redis did not answer the settle), in the epoch that took
           the reservation: nothing, since Redis may have run it; the counter keeps at most the
           reservation too much, which refuses early and never lets a limit pass;

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -88,11 +89,13 @@ class Estimate:
     upper bound on the prompt and output tokens together that no provider's count passes
     (`quotas.estimate.prompt_bound` + `output_bound`; hard token quotas reserve it).
     `worst_cost_units`: `bound_tokens` at the dearest prices (hard spend budgets reserve it).
+    `prompt_bound`: the prompt's part of `bound_tokens`.
     """
 
     prompt_tokens: int = 0
     bound_tokens: int = 0
     worst_cost_units: int = 0
+    prompt_bound: int = 0
 
     @classmethod
     def of(cls, prompt_tokens: int, prompt_bound: int, output_bound: int, prices: Prices) -> Estimate:
@@ -102,7 +105,7 @@ class Estimate:
         price (USD per million tokens), rounded up to a whole unit."""
         input_price = max(p for p in (prices.input, prices.cache_write, Decimal(0)) if p is not None)
         worst = (prompt_bound * input_price + output_bound * (prices.output or Decimal(0))) / 1_000_000
-        return cls(prompt_tokens, prompt_bound + output_bound, math.ceil(worst * 10**10))
+        return cls(prompt_tokens, prompt_bound + output_bound, math.ceil(worst * 10**10), prompt_bound)
 
 
 class LimitExceeded(Exception):
@@ -131,6 +134,36 @@ class Admission:
     reserved: tuple[int, ...] = ()
     values: tuple[int, ...] = ()
     epochs: list[str] = field(default_factory=list)
+
+    def interrupted(self, estimate: Estimate, prices: Prices, hard: bool) -> tuple[dict, list[dict]]:
+        """What the request is charged if its process dies before its outcome (SPEC §3): its
+        reserved worst case under a hard limit (`hard`), else its prompt estimate at the input
+        price; and per token-quota and spend counter a dict of `Written` fields (`settled_in`
+        "!": never settled) to settle that charge with. Tokens, and USD as a decimal string."""
+        if hard:
+            input_tokens, output_tokens = estimate.prompt_bound, estimate.bound_tokens - estimate.prompt_bound
+            cost_units = estimate.worst_cost_units
+        else:
+            input_tokens, output_tokens = estimate.prompt_tokens, 0
+            cost_units = usd_to_units(prices.cost(TokenUsage(input_tokens=input_tokens)))
+        limits = [
+            {
+                "name": name,
+                "settled_in": "!",
+                "epoch": epoch,
+                "reserved": reserved,
+                "actual": cost_units if rule.kind == "spend" else input_tokens + output_tokens,
+                "generation": -1,
+            }
+            for rule, name, reserved, epoch in zip(self.rules, self.names, self.reserved, self.epochs, strict=True)
+            if rule.kind in ("tokens", "spend")
+        ]
+        charge = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": str(units_to_usd(cost_units)),
+        }
+        return charge, limits
 
     def rate_limit_headers(self) -> dict[str, str]:
         """OpenAI's `x-ratelimit-*` headers for the tightest TPM and RPM limits (empty if none)."""
@@ -312,12 +345,17 @@ class LimitEngine:
                 self._suspend(rule)
         return list(written.values())
 
-    async def after_write(self, settled: list[tuple[list[Written], int]]) -> None:
-        """Called once usage events are stored: per event the `settle` result and the usage-write
-        generation of the transaction that stored it. Counts in every rebuilt counter the events
-        its seed did not read (`Counters.after_write`). Redis unreachable: logged; a counter
-        rebuilt later reads these events from the database."""
-        items = [dataclasses.replace(w, generation=generation) for written, generation in settled for w in written]
+    async def after_write(self, settled: Sequence[tuple[Sequence[Written | dict], int]]) -> None:
+        """Called once usage events are stored: per event the `settle` result (or, for an
+        `interrupted` event, its intent's counters as dicts of `Written` fields) and the
+        usage-write generation of the transaction that stored it. Counts in every rebuilt counter
+        the events its seed did not read, and settles interrupted ones (`Counters.after_write`).
+        Redis unreachable: logged; a counter rebuilt later reads these events from the database."""
+        items = [
+            dataclasses.replace(Written(**w) if isinstance(w, dict) else w, generation=generation)
+            for written, generation in settled
+            for w in written
+        ]
         if not items:
             return
         try:

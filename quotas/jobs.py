@@ -14,6 +14,7 @@ conditional UPDATEs (`closed = false`), so a closed period is never rewritten.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,11 +24,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from keys.services import api_keys_mark_expired
-from quotas.counters import counter_name, usd_to_units, window_tag
+from quotas.counters import RedisCounters, counter_name, usd_to_units, window_tag
+from quotas.engine import LimitEngine
 from quotas.models import LimitPeriod, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_end, window_start
 from quotas.selectors import Used, used_in_window
 from usage import jobs as usage_jobs
+from usage.recorder import recover, recover_intents
 
 log = logging.getLogger(__name__)
 
@@ -274,10 +277,40 @@ def reconcile_counters(now: datetime) -> int:
     return raised
 
 
+def recover_usage(now: datetime) -> int:
+    """Write the usage events left in this host's spool files by processes that are gone, and
+    meter their requests that were forwarded but have no outcome as `interrupted` usage events,
+    charged at the reserved worst case (or the prompt estimate) and settled against the Redis
+    counters (SPEC §3). The gateway processes do the same at start-up, after a database outage and
+    every minute while busy; this job is the backstop for a host whose workers died and stay down.
+
+    Returns how many interrupted events were written.
+
+    Raises:
+        ValueError: when `now` is a naive datetime.
+        usage.recorder.DatabaseUnavailable: when the database cannot be reached (nothing is lost).
+    """
+    _require_aware(now)
+    recover()
+    interrupted = recover_intents()
+    if interrupted and settings.REDIS_URL:
+
+        async def settle() -> None:
+            counters = RedisCounters(settings.REDIS_URL)
+            try:
+                await LimitEngine(counters).after_write(interrupted)
+            finally:
+                await counters.close()
+
+        asyncio.run(settle())
+    return len(interrupted)
+
+
 JOBS = (
     ("mark_expired_keys", mark_expired_keys),
     ("close_periods", close_periods),
     ("reconcile_counters", reconcile_counters),
+    ("recover_usage", recover_usage),
     ("rollup_usage", usage_jobs.rollup_usage),
     ("purge_usage_events", usage_jobs.purge_usage_events),
 )

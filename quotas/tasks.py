@@ -32,3 +32,10 @@ def reconcile_counters() -> int:
         redis.RedisError: when Redis cannot be reached (the next run tries again).
     """
     return jobs.reconcile_counters(timezone.now())
+
+
+@shared_task(name="quotas.recover_usage")
+def recover_usage() -> int:
+    """Write stopped processes' spooled usage events and meter their forwarded requests with no
+    outcome as `interrupted` (see `quotas.jobs.recover_usage`); returns how many were interrupted."""
+    return jobs.recover_usage(timezone.now())

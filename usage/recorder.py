@@ -50,6 +50,10 @@ RETRY_MAX_SECONDS = 2.0
 BACKLOG_LOG_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 RECOVERING = ".recovering-"
+INTENTS = ".intents.jsonl"  # a process's intents file: `<pid>-<n>.intents.jsonl`
+RECOVER_EVERY_SECONDS = 60.0  # a busy process also recovers stopped processes' files this often
+COMPACT_INTENTS_BYTES = 1 << 20  # an intents file past this size is rewritten with the open ones
+INTERRUPTED = "interrupted"  # the error code of a request whose process died before its outcome
 
 
 class DatabaseUnavailable(Exception):
@@ -120,6 +124,14 @@ def _decode(line: bytes) -> dict:
     return row
 
 
+def _is_intents(path: Path) -> bool:
+    return INTENTS in path.name
+
+
+def _is_events(path: Path) -> bool:
+    return (path.suffix == ".jsonl" or RECOVERING in path.name) and not _is_intents(path)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -164,7 +176,7 @@ def spool_files(directory: Path | None = None) -> list[SpoolFile]:
         return []
     files = []
     for path in sorted(directory.iterdir()):
-        if not (path.suffix == ".jsonl" or RECOVERING in path.name):
+        if not _is_events(path):
             continue
         try:
             lines = [line for line in path.read_bytes().splitlines() if line.strip()]
@@ -186,6 +198,97 @@ def _replay(path: Path, directory: Path) -> int:
     return len(rows)
 
 
+def _claim(path: Path) -> Path | None:
+    """Rename the spool or intents file `path` of a process that is gone to
+    `<name>.recovering-<our pid>`; None if its process runs or another process claimed it."""
+    pid = _owner(path)
+    if pid == os.getpid() or (pid and _pid_alive(pid)):
+        return None
+    claimed = path.with_name(f"{path.name.split(RECOVERING)[0]}{RECOVERING}{os.getpid()}")
+    try:
+        path.rename(claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def _interrupted_row(intent: dict) -> dict:
+    """The usage event of a request whose process died after it was forwarded: the intent's
+    event, charged what the intent says (its reserved worst case, or the prompt estimate),
+    status 500, error code `interrupted`."""
+    row = dict(intent["event"])
+    row["created_at"] = datetime.fromisoformat(row["created_at"])
+    charge = intent["charge"]
+    row.update(
+        status_code=500,
+        error_code=INTERRUPTED,
+        input_tokens=charge["input_tokens"],
+        output_tokens=charge["output_tokens"],
+        total_tokens=charge["input_tokens"] + charge["output_tokens"],
+        cost_usd=Decimal(charge["cost_usd"]),
+    )
+    return row
+
+
+def recover_intents(directory: Path | None = None) -> list[tuple[list[dict], int]]:
+    """Turn the intents of processes that are gone, whose request has no usage event, into
+    `interrupted` usage events (SPEC §3: a request that reached the provider is metered even if
+    its worker dies). Run after `recover`: an intents file waits while a spool file of the same
+    process is still there, so that no real event is replaced by a worst case.
+
+    Returns, per event written, the intent's limit counters (dicts of
+    `quotas.counters.Written` fields, `settled_in` "!": never settled) and the usage-write
+    generation it was stored at, for the caller to settle against the counters
+    (`quotas.engine.LimitEngine.after_write`). Raises DatabaseUnavailable, leaving the file."""
+    directory = directory or spool_dir()
+    if not directory.exists():
+        return []
+    settled: list[tuple[list[dict], int]] = []
+    paths = sorted(directory.iterdir())
+    waiting = {_owner(path) for path in paths if _is_events(path)}
+    for path in paths:
+        if not _is_intents(path) or _owner(path) in waiting or (claimed := _claim(path)) is None:
+            continue
+        original = path.with_name(path.name.split(RECOVERING)[0])
+        intents = {}
+        for line in claimed.read_bytes().splitlines():
+            if line.strip():
+                intent = orjson.loads(line)
+                intents[intent["event"]["request_id"]] = intent
+        try:
+            settled += _write_interrupted(list(intents.values()), directory)
+        except DatabaseUnavailable:
+            claimed.rename(original)
+            raise
+        claimed.unlink()
+    if settled:
+        log.warning("metered %d requests of stopped processes as interrupted (their worker died)", len(settled))
+    return settled
+
+
+def _write_interrupted(intents: list[dict], directory: Path) -> list[tuple[list[dict], int]]:
+    close_old_connections()
+    out: list[tuple[list[dict], int]] = []
+    for start in range(0, len(intents), MAX_BATCH):
+        batch = intents[start : start + MAX_BATCH]
+        try:
+            stored = set(
+                UsageEvent.objects.filter(request_id__in=[i["event"]["request_id"] for i in batch]).values_list(
+                    "request_id", flat=True
+                )
+            )
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        open_intents = [i for i in batch if i["event"]["request_id"] not in stored]
+        generations = _write([_interrupted_row(i) for i in open_intents], directory)
+        out += [
+            (i["limits"], generations[i["event"]["request_id"]])
+            for i in open_intents
+            if i["event"]["request_id"] in generations
+        ]
+    return out
+
+
 def recover(directory: Path | None = None) -> int:
     """Insert the events in spool files of processes that are gone; returns how many lines were
     replayed. Safe to run in several processes at once: a file is claimed by renaming it. Raises
@@ -195,17 +298,9 @@ def recover(directory: Path | None = None) -> int:
         return 0
     replayed = 0
     for path in sorted(directory.iterdir()):
-        if not (path.suffix == ".jsonl" or RECOVERING in path.name):
-            continue
-        pid = _owner(path)
-        if pid == os.getpid() or (pid and _pid_alive(pid)):
+        if not _is_events(path) or (claimed := _claim(path)) is None:
             continue
         original = path.with_name(path.name.split(RECOVERING)[0])
-        claimed = original.with_name(f"{original.name}{RECOVERING}{os.getpid()}")
-        try:
-            path.rename(claimed)
-        except FileNotFoundError:
-            continue  # another process claimed it
         try:
             replayed += _replay(claimed, directory)
         except DatabaseUnavailable:
@@ -248,15 +343,50 @@ class UsageRecorder:
         self._spool_path = self._directory / f"{os.getpid()}-{id(self)}.jsonl"
         self._spool = open(self._spool_path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._recover_due = True
+        self._recovered_at = time.monotonic()
         self._unavailable_since: float | None = None  # monotonic time of the first failed write
         self._logged_at = 0.0
         self._after_write = after_write
         self._settles: dict[str, asyncio.Future] = {}  # request id -> the task settling its limits
+        self._recover_intents = sync_to_async(recover_intents, thread_sensitive=True)
+        self._intents_path = self._directory / f"{os.getpid()}-{id(self)}{INTENTS}"
+        self._intents = open(self._intents_path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._open_intents: dict[str, bytes] = {}  # request id -> its line, until its outcome
+        self._intents_bytes = 0
 
     @property
     def backlog(self) -> int:
         """Events recorded by this process and not yet in the database."""
         return len(self._pending) + self._queue.qsize() + self._spilled + self._replaying
+
+    def intend(self, request_id: str, intent: dict) -> None:
+        """Write a request's intent before it is forwarded (SPEC §3: metered even if this process
+        dies): `{"event": <its usage event so far>, "charge": {"input_tokens", "output_tokens",
+        "cost_usd"}, "limits": [<quotas.counters.Written fields>], "lease_until": <ISO UTC>}`.
+        One line in this process's intents file, written to the operating system at once;
+        `record` of the request's event closes it. Never raises."""
+        try:
+            line = _encode(intent)
+            self._intents.write(line)
+        except (OSError, TypeError):
+            log.exception("the intent of request %s could not be written", request_id)
+            return
+        self._open_intents[request_id] = line
+        self._intents_bytes += len(line)
+        if self._intents_bytes > COMPACT_INTENTS_BYTES:
+            self._compact_intents()
+
+    def _compact_intents(self) -> None:
+        """Rewrite the intents file with the open intents only (the others have their event in
+        the spool file or the database)."""
+        fresh = self._intents_path.with_name(self._intents_path.name + ".new")
+        lines = b"".join(self._open_intents.values())
+        with open(fresh, "wb") as file:
+            file.write(lines)
+        os.replace(fresh, self._intents_path)
+        self._intents.close()
+        self._intents = open(self._intents_path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._intents_bytes = len(lines)
 
     def record(self, row: dict, settled: asyncio.Future | None = None) -> None:
         """Spool and queue one usage event; never blocks on the database and never raises.
@@ -271,6 +401,7 @@ class UsageRecorder:
             self._queue.put_nowait(row)
             if settled is not None:
                 self._settles[row["request_id"]] = settled
+        self._open_intents.pop(row["request_id"], None)  # its outcome is spooled
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._run())
 
@@ -279,7 +410,10 @@ class UsageRecorder:
             return
         try:
             await self._recover(self._directory)
-            self._recover_due = False
+            interrupted = await self._recover_intents(self._directory)
+            self._recover_due, self._recovered_at = False, time.monotonic()
+            if interrupted and self._after_write is not None:
+                await self._after_write(interrupted)
         except DatabaseUnavailable:
             pass  # tried again after the next write that lands
         except Exception:
@@ -338,6 +472,8 @@ class UsageRecorder:
                     self._spool.truncate(0)  # everything spooled so far is in the database
             for _ in range(written):
                 self._queue.task_done()
+            if time.monotonic() - self._recovered_at > RECOVER_EVERY_SECONDS:
+                self._recover_due = True
             await self._recover_if_due()
 
     async def _settled_written(self, rows: list[dict], generations: dict[str, int]) -> None:
@@ -393,3 +529,6 @@ class UsageRecorder:
         self._spool.close()
         if self.backlog == 0:
             self._spool_path.unlink(missing_ok=True)
+        self._intents.close()
+        if not self._open_intents:
+            self._intents_path.unlink(missing_ok=True)

@@ -428,12 +428,18 @@ def test_the_beat_schedule_is_in_the_database_after_migrations_and_names_real_ta
 
     schedule = {t.name: t for t in PeriodicTask.objects.filter(name__startswith="quotas.")}
 
-    assert set(schedule) == {"quotas.close_periods", "quotas.mark_expired_keys", "quotas.reconcile_counters"}
+    assert set(schedule) == {
+        "quotas.close_periods",
+        "quotas.mark_expired_keys",
+        "quotas.reconcile_counters",
+        "quotas.recover_usage",
+    }
     for task in schedule.values():
         assert task.enabled and task.task in app.tasks
     close = schedule["quotas.close_periods"].crontab
     assert (close.minute, close.hour, str(close.timezone)) == ("15", "*", "UTC")
     assert schedule["quotas.mark_expired_keys"].interval.every == 60
+    assert schedule["quotas.recover_usage"].interval.every == 60
 
 
 @pytest.mark.django_db

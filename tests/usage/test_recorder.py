@@ -132,3 +132,51 @@ def test_usage_spool_shows_the_events_waiting_and_recover_writes_those_of_stoppe
     assert "wrote 2 usage events of stopped processes" in recovered.getvalue()
     assert "0 usage events in 0 spool files" in recovered.getvalue()
     assert UsageEvent.objects.count() == 2
+
+
+def _intent(row: dict) -> dict:
+    event = {k: v for k, v in row.items() if k not in ("status_code", "input_tokens", "output_tokens", "total_tokens")}
+    event.pop("cost_usd")
+    return {
+        "event": event,
+        "charge": {"input_tokens": 40, "output_tokens": 20, "cost_usd": "0.0004"},
+        "limits": [],
+        "lease_until": datetime(2026, 11, 22, 10, 11, tzinfo=UTC),
+    }
+
+
+def test_only_intents_without_an_event_become_interrupted_events_and_the_intents_file_stays_small(tmp_path):
+    _, api_key, _ = gateway_create(resource_group=ResourceGroupFactory(), name="g")
+
+    async def serve_then_die():
+        recorder = UsageRecorder(directory=tmp_path)
+        recorder._writer = asyncio.get_running_loop().create_future()  # nothing is written: it dies first
+        padding = "x" * 2000
+        for i in range(1000):  # 1,000 requests answered, ~2 MB of intents
+            row = dict(event_row(api_key, f"req_done_{i}"), api_key_name=padding[:100])
+            recorder.intend(row["request_id"], _intent(row) | {"pad": padding})
+            recorder.record(row)
+        for i in range(3):  # forwarded, never answered
+            row = event_row(api_key, f"req_open_{i}")
+            recorder.intend(row["request_id"], _intent(row))
+        return recorder._spool_path, recorder._intents_path
+
+    spool, intents = asyncio.run(serve_then_die())
+    assert intents.stat().st_size < 1.1 * 2**20  # rewritten with the open intents as it grew
+    dead = "999999998"
+    spool.rename(tmp_path / f"{dead}-1.jsonl")
+    intents.rename(tmp_path / f"{dead}-1.intents.jsonl")
+
+    from usage.recorder import recover_intents
+
+    assert recover_intents(tmp_path) == []  # waits: the same process's events are not written yet
+    assert recover(tmp_path) == 1000
+    interrupted = recover_intents(tmp_path)
+    assert len(interrupted) == 3
+    events = UsageEvent.objects.filter(error_code="interrupted").order_by("request_id")
+    assert [e.request_id for e in events] == ["req_open_0", "req_open_1", "req_open_2"]
+    assert {(e.status_code, e.input_tokens, e.output_tokens, e.total_tokens, e.cost_usd) for e in events} == {
+        (500, 40, 20, 60, Decimal("0.0004"))
+    }
+    assert UsageEvent.objects.count() == 1003
+    assert list(tmp_path.glob("*.jsonl*")) == []

@@ -1,11 +1,14 @@
 """`manage.py usage_spool [--recover]`: the usage events waiting in this host's spool files (not
 yet in the database), per file, and the events the database refused; `--recover` writes the
-spool files of stopped processes now."""
+spool files of stopped processes now, and meters their forwarded requests that have no outcome
+as `interrupted` (`quotas.jobs.recover_usage`)."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from quotas.jobs import recover_usage
 from usage.recorder import DatabaseUnavailable, recover, spool_dir, spool_files
 
 
@@ -40,6 +43,8 @@ class Command(BaseCommand):
     def _recover(self) -> None:
         try:
             written = recover()
+            interrupted = recover_usage(timezone.now())
         except DatabaseUnavailable as error:
             raise CommandError(f"the database cannot be reached; nothing was lost, try again: {error}") from None
         self.stdout.write(f"wrote {written} usage events of stopped processes")
+        self.stdout.write(f"metered {interrupted} of their forwarded requests with no outcome as interrupted")
