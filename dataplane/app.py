@@ -21,6 +21,7 @@ import redis
 from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError
 
+from core.db import unreachable
 from dataplane.errors import ProxyError, internal_error, invalid_api_key, invalid_request, service_unavailable
 from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
 from dataplane.providers.mock import MockClient
@@ -162,7 +163,11 @@ class ProxyApp:
                 raise ProxyError(404, "unknown_url", f"Unknown request URL: {method} {scope['path']}.")
         except ProxyError as error:
             await self._answer_error(send, started, base_headers, error)
-        except (OperationalError, InterfaceError) as exc:  # the connection, not the statement
+        except (OperationalError, InterfaceError) as exc:
+            if not unreachable(exc):  # a statement the database refuses: a bug
+                log.exception("request %s failed", request_id)
+                await self._answer_error(send, started, base_headers, internal_error(request_id))
+                return
             log.warning("request %s: the database is unreachable: %s", request_id, exc)
             await self._answer_error(send, started, base_headers, service_unavailable("database"))
         except redis.RedisError as exc:

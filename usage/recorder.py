@@ -39,6 +39,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
+from core.db import unreachable
 from usage.models import UsageEvent
 from usage.rollups import insert_events
 
@@ -72,6 +73,8 @@ def _insert(events: list[UsageEvent]) -> int:
     try:
         return insert_events(events)
     except (OperationalError, InterfaceError) as exc:
+        if not unreachable(exc):
+            raise  # refused for what it holds: kept aside row by row
         raise DatabaseUnavailable(str(exc)) from exc
 
 

@@ -196,3 +196,38 @@ def test_after_a_rotation_the_old_secret_is_refused_and_the_new_one_works(live):
 
     assert_error(post(live, secret=old_secret), 401, "invalid_api_key")  # on the next request
     assert post(live, secret=new_secret).status_code == 200
+
+
+def test_an_error_the_gateway_did_not_expect_is_an_openai_shaped_500_naming_the_logged_request_id(live):
+    """A database that refuses the key lookup's statement (here: a schema one migration behind,
+    a column renamed under the running server) is a bug, not an outage: 500 `internal_error`,
+    OpenAI-shaped, with the request id that the server's log line and traceback carry."""
+    from django.db import connection
+
+    _, _, secret = new_key()
+    table = ApiKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME COLUMN name TO name_out_of_date")
+    try:
+        response = post(live, secret=secret)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} RENAME COLUMN name_out_of_date TO name")
+
+    request_id = response.headers["x-request-id"]
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "error": {
+            "message": f"The gateway failed on this request ({request_id}); it has been logged.",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
+    deadline = time.monotonic() + 5
+    while f"request {request_id} failed" not in (log := live.log_path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    logged = log[log.index(f"request {request_id} failed") :]
+    assert "Traceback" in logged and "name_out_of_date" not in logged.split("Traceback")[0]
+    assert post(live, secret=secret).status_code == 200  # the schema is right again: served
