@@ -40,7 +40,7 @@ from keys.models import ApiKey
 from keys.tokens import hash_secret
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 key = ApiKey.objects.get(hashed_secret=hash_secret("{secret}"))
-spend_budget_create(api_key=key, limit_usd=10**6, refresh_period="monthly", mode="hard")
+spend_budget_create(api_key=key, limit_usd=10**5, refresh_period="monthly", mode="hard")
 token_quota_set(api_key=key, limit_tokens=10**12, refresh_period="daily", mode="hard")
 rate_limit_set(api_key=key, tokens_per_minute=10**9, requests_per_minute=10**7)
 """
