@@ -229,6 +229,10 @@ AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_CONNECT_TIMEOUT
 # within the window (seconds, from its first such request) gets 429 until the window ends.
 AIGW_INVALID_KEY_LIMIT = env.int("AIGW_INVALID_KEY_LIMIT", default=20)
 AIGW_INVALID_KEY_WINDOW_SECONDS = env.int("AIGW_INVALID_KEY_WINDOW_SECONDS", default=60)
+# Refusals (401, 403, 404, 429…) of one API key, or of one client address without a known key,
+# with one error code, recorded one usage event each per UTC minute and process; the rest of
+# that minute is one aggregate usage event counting them (`usage.refusals`). 0: aggregate all.
+AIGW_REFUSAL_EVENTS_PER_MINUTE = env.int("AIGW_REFUSAL_EVENTS_PER_MINUTE", default=60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ import redis
 from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError
 
+from core.client_address import scope_client_address
 from core.db import unreachable
 from dataplane.errors import ProxyError, internal_error, invalid_api_key, invalid_request, service_unavailable
 from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
@@ -40,6 +42,7 @@ from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceede
 from quotas.models import Level
 from quotas.periods import window_end, window_start
 from usage.recorder import UsageRecorder
+from usage.refusals import RefusalLog
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,29 @@ def _secret_from(scope) -> str:
 async def _send_bytes(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What one request has shown so far, for the usage event of a refusal: when it came, the
+    key it authenticated with, the model and stream it asked for, and whether a `_Meter` has
+    taken over its metering (then no refusal event is written for it)."""
+
+    now: datetime
+    started: float
+    endpoint: str
+    key: KeyContext | None = None
+    model: str = ""
+    stream: bool = False
+    metered: bool = field(default=False)
+
+
+SEEN = "aigw.seen"  # the scope entry holding the request's `_Seen`
+
+
+def _endpoint(path: str) -> str:
+    """The usage event's endpoint name of a `/v1/` path: `chat.completions`, `models`…"""
+    return path.removeprefix("/v1/").strip("/").replace("/", ".")[:64] or "unknown"
 
 
 @dataclass(slots=True)
@@ -116,6 +142,7 @@ class ProxyApp:
         self.limits = LimitEngine(counters)
         # Counters that Redis can lose count each stored usage event their rebuild missed.
         self.recorder = UsageRecorder(after_write=None if counters.durable else self.limits.after_write)
+        self.refusals = RefusalLog(self.recorder.record, per_minute=settings.AIGW_REFUSAL_EVENTS_PER_MINUTE)
         self.openai_client = OpenAICompatibleClient()
         self.clients: dict[str, MockClient | OpenAICompatibleClient] = {
             "mock": MockClient(),
@@ -126,6 +153,7 @@ class ProxyApp:
 
     async def close(self) -> None:
         """Write queued usage events and close upstream and Redis connections."""
+        self.refusals.close()
         await self.recorder.close()
         await self.openai_client.close()
         await self.throttle.close()
@@ -138,10 +166,12 @@ class ProxyApp:
         says; the database or Redis unreachable as 503 `service_unavailable` with `retry-after`;
         anything else (a statement the database refuses included) as 500 `internal_error` naming
         the request id, logged with its traceback.
-        An error after the answer has started is logged and ends the answer."""
+        An error after the answer has started is logged and ends the answer. An error answered
+        before a request was forwarded (a refusal) is a usage event too (`_refused`)."""
         request_id = "req_" + uuid.uuid4().hex
         base_headers = [(b"x-request-id", request_id.encode())]
         started = False
+        seen = scope[SEEN] = _Seen(_now(), time.perf_counter(), _endpoint(scope["path"]))
 
         async def send(message) -> None:
             nonlocal started
@@ -163,19 +193,56 @@ class ProxyApp:
                 raise ProxyError(404, "unknown_url", f"Unknown request URL: {method} {scope['path']}.")
         except ProxyError as error:
             await self._answer_error(send, started, base_headers, error)
+            self._refused(scope, seen, request_id, error)
         except (OperationalError, InterfaceError) as exc:
             if not unreachable(exc):  # a statement the database refuses: a bug
                 log.exception("request %s failed", request_id)
-                await self._answer_error(send, started, base_headers, internal_error(request_id))
-                return
-            log.warning("request %s: the database is unreachable: %s", request_id, exc)
-            await self._answer_error(send, started, base_headers, service_unavailable("database"))
+                answer = internal_error(request_id)
+            else:
+                log.warning("request %s: the database is unreachable: %s", request_id, exc)
+                answer = service_unavailable("database")
+            await self._answer_error(send, started, base_headers, answer)
+            self._refused(scope, seen, request_id, answer)
         except redis.RedisError as exc:
             log.warning("request %s: Redis is unreachable: %s", request_id, exc)
-            await self._answer_error(send, started, base_headers, service_unavailable("counters (Redis)"))
+            answer = service_unavailable("counters (Redis)")
+            await self._answer_error(send, started, base_headers, answer)
+            self._refused(scope, seen, request_id, answer)
         except Exception:
             log.exception("request %s failed", request_id)
-            await self._answer_error(send, started, base_headers, internal_error(request_id))
+            answer = internal_error(request_id)
+            await self._answer_error(send, started, base_headers, answer)
+            self._refused(scope, seen, request_id, answer)
+
+    def _refused(self, scope, seen: _Seen, request_id: str, error: ProxyError) -> None:
+        """Queue the usage event of a request answered with `error` before it was forwarded:
+        status and error code, zero tokens and cost, no provider; the key, gateway, group and
+        model where they were known, and the client's address (never the secret). Through
+        `RefusalLog`, so a flood of refusals is counted, not written row by row. Never raises."""
+        if seen.metered:
+            return  # forwarded: its own usage event says how it ended
+        key = seen.key
+        try:
+            self.refusals.refuse(
+                {
+                    "request_id": request_id,
+                    "created_at": seen.now,
+                    "resource_group_id": key.resource_group_id if key else None,
+                    "gateway_id": key.gateway_id if key else None,
+                    "api_key_id": key.key_id if key else None,
+                    "api_key_name": key.key_name[:100] if key else "",
+                    "endpoint": seen.endpoint,
+                    "model_requested": seen.model[:200],
+                    "stream": seen.stream,
+                    "status_code": error.status,
+                    "error_code": error.code[:64],
+                    "cost_usd": Decimal(0),
+                    "latency_ms": int((time.perf_counter() - seen.started) * 1000),
+                    "client_address": scope_client_address(scope)[:64],
+                }
+            )
+        except Exception:
+            log.exception("the refusal of request %s could not be recorded", request_id)
 
     @staticmethod
     async def _answer_error(send, started: bool, base_headers, error: ProxyError) -> None:
@@ -197,6 +264,7 @@ class ProxyApp:
             await self.throttle.count_invalid(scope)
             raise invalid_api_key()
         self.throttle.remember_valid(hashed_secret)
+        scope[SEEN].key = key
         if key.status == ApiKeyStatus.REVOKED:
             raise ProxyError(401, "key_revoked", "This API key has been revoked.", type="authentication_error")
         if key.status == ApiKeyStatus.EXPIRED or (key.expires_at is not None and key.expires_at <= now):
@@ -339,9 +407,12 @@ class ProxyApp:
         now = _now()
         key = await self._authenticate(scope, now)
         body = await self._read_json(receive)
+        seen: _Seen = scope[SEEN]
+        if isinstance(body.get("model"), str):
+            seen.model = body["model"]
+        seen.stream = stream = body.get("stream") is True
         route = await self._route(key, body.get("model"))
         messages = check_chat_body(body)
-        stream = body.get("stream") is True
         estimate = _estimate(key, body, messages, route)
         try:
             admission = await self.limits.admit(key, key.limits, now, estimate)
@@ -357,6 +428,7 @@ class ProxyApp:
             prices=route.prices,
         )
         charge, limits = admission.interrupted(estimate, route.prices, key.has_hard_limit)
+        seen.metered = True  # from here on `_finish`, or the intent, writes its usage event
         self.recorder.intend(
             request_id,
             {"event": meter.event, "charge": charge, "limits": limits, "lease_until": now + self.intent_lease},

@@ -74,10 +74,11 @@ def _usage_this_month(user: User, gateway_ids: list[int], now: datetime) -> dict
         UsageEvent.objects.restrict(user, Action.VIEW_USAGE)
         .filter(gateway_id__in=gateway_ids, created_at__gte=window_start(RefreshPeriod.MONTHLY, now))
         .values("gateway_id")
-        .annotate(requests=Count("id"), tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
+        .annotate(requests=Sum("requests"), tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
     )
     return {
-        row["gateway_id"]: GatewayUsage(row["requests"], row["tokens"] or 0, row["cost"] or Decimal(0)) for row in rows
+        row["gateway_id"]: GatewayUsage(row["requests"] or 0, row["tokens"] or 0, row["cost"] or Decimal(0))
+        for row in rows
     }
 
 

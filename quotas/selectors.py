@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Sum
 
 from gateway.models import Gateway
 from quotas.models import Level, LimitOwner
@@ -28,7 +28,7 @@ LEVEL_FIELDS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class Used:
-    """Tokens (every type), cost (USD) and requests (usage events) in a window."""
+    """Tokens (every type), cost (USD) and requests (usage events, refusals included) in a window."""
 
     tokens: int
     usd: Decimal
@@ -41,7 +41,7 @@ def used_in_window(*, level: str, entity_id: int, since: datetime, until: dateti
     events = UsageEvent.objects.filter(**{LEVEL_FIELDS[level]: entity_id, "created_at__gte": since})
     if until is not None:
         events = events.filter(created_at__lt=until)
-    totals = events.aggregate(tokens=Sum("total_tokens"), usd=Sum("cost_usd"), requests=Count("id"))
+    totals = events.aggregate(tokens=Sum("total_tokens"), usd=Sum("cost_usd"), requests=Sum("requests"))
     return Used(
         tokens=int(totals["tokens"] or 0),
         usd=Decimal(totals["usd"] or 0).quantize(Decimal("0.0000000001")),

@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -91,9 +91,11 @@ class CsvRenderer(renderers.BaseRenderer):
 
 class UsageEventSerializer(serializers.ModelSerializer):
     """One usage event (SPEC §7): `created_at` in UTC; `resource_group`, `gateway`, `api_key` are
-    ids (`api_key_name` is the key's name at the time); tokens are integers; `cost_usd` is USD as
+    ids (`api_key_name` is the key's name at the time; all three null for the refusal of a missing
+    or unknown key, which platform admins alone read); tokens are integers; `cost_usd` is USD as
     a Decimal string at the price in force then; `latency_ms` and `time_to_first_token_ms` in
-    milliseconds."""
+    milliseconds; `requests` is 1, or the number of refusals an aggregate row of a refusal flood
+    counts; `client_address` the caller's IP address."""
 
     cost_usd = serializers.DecimalField(max_digits=20, decimal_places=10, coerce_to_string=True, read_only=True)
 
@@ -125,6 +127,8 @@ class UsageEventSerializer(serializers.ModelSerializer):
             "time_to_first_token_ms",
             "upstream_request_id",
             "client_disconnected",
+            "requests",
+            "client_address",
         ]
         read_only_fields = fields
 
@@ -292,8 +296,8 @@ def usage_aggregates(queryset: QuerySet[UsageEvent], *, bucket: str, group_by: s
         .annotate(start=BUCKETS[bucket]("created_at", tzinfo=UTC))
         .values(*columns)
         .annotate(
-            requests=Count("id"),
-            errors=Count("id", filter=Q(status_code__gte=400)),
+            errors=Sum("requests", filter=Q(status_code__gte=400)),  # before `requests` hides the column
+            requests=Sum("requests"),
             cost_usd=Sum("cost_usd"),
             **{f"sum_{field}": Sum(field) for field in TOKEN_FIELDS},
         )
@@ -303,8 +307,8 @@ def usage_aggregates(queryset: QuerySet[UsageEvent], *, bucket: str, group_by: s
         {
             "start": row["start"],
             "key": row[key_field] if key_field else None,
-            "requests": row["requests"],
-            "errors": row["errors"],
+            "requests": int(row["requests"] or 0),
+            "errors": int(row["errors"] or 0),
             **{field: int(row[f"sum_{field}"] or 0) for field in TOKEN_FIELDS},
             "cost_usd": row["cost_usd"] if row["cost_usd"] is not None else Decimal(0),
         }

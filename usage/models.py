@@ -19,12 +19,20 @@ class UsageEvent(models.Model):
 
     request_id = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(db_index=True)
-    resource_group = models.ForeignKey("gateway.ResourceGroup", on_delete=models.PROTECT, related_name="+")
-    gateway = models.ForeignKey("gateway.Gateway", on_delete=models.PROTECT, related_name="usage_events")
-    api_key = models.ForeignKey("keys.ApiKey", on_delete=models.PROTECT, related_name="usage_events")
-    api_key_name = models.CharField(max_length=100)
+    # Null only for a refusal that no API key could be found for (a missing or unknown key):
+    # such an event belongs to no group, so platform admins alone read it (`core.permissions`).
+    resource_group = models.ForeignKey(
+        "gateway.ResourceGroup", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    gateway = models.ForeignKey(
+        "gateway.Gateway", on_delete=models.PROTECT, related_name="usage_events", null=True, blank=True
+    )
+    api_key = models.ForeignKey(
+        "keys.ApiKey", on_delete=models.PROTECT, related_name="usage_events", null=True, blank=True
+    )
+    api_key_name = models.CharField(max_length=100, blank=True)
     endpoint = models.CharField(max_length=64, default="chat.completions")
-    model_requested = models.CharField(max_length=200)
+    model_requested = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=100, blank=True)
     model_served = models.CharField(max_length=200, blank=True)
     stream = models.BooleanField(default=False)
@@ -41,6 +49,11 @@ class UsageEvent(models.Model):
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     upstream_request_id = models.CharField(max_length=200, blank=True)
     client_disconnected = models.BooleanField(default=False)
+    # How many requests this event stands for: 1, or, for the aggregate row of a refusal flood,
+    # every refusal of one key (or client address) and error code in one UTC minute past the
+    # first AIGW_REFUSAL_EVENTS_PER_MINUTE (`usage.refusals`). Counts of requests sum this.
+    requests = models.PositiveIntegerField(default=1)
+    client_address = models.CharField(max_length=64, blank=True)  # the caller's IP, kept for refusals
 
     objects = RestrictedManager()
     policy_group_paths = ("resource_group_id",)
@@ -81,10 +94,13 @@ LATENCY_FIELDS = tuple(f"latency_lt_{bound}" for bound in LATENCY_BOUNDS_MS) + (
 class _RollupCounters(models.Model):
     """What a rollup row adds up for one API key and model asked (see `UsageRollup`)."""
 
-    resource_group = models.ForeignKey("gateway.ResourceGroup", on_delete=models.PROTECT, related_name="+")
-    gateway = models.ForeignKey("gateway.Gateway", on_delete=models.PROTECT, related_name="+")
-    api_key = models.ForeignKey("keys.ApiKey", on_delete=models.PROTECT, related_name="+")
-    model_requested = models.CharField(max_length=200)
+    # Null for the refusals of missing or unknown API keys (see `UsageEvent`).
+    resource_group = models.ForeignKey(
+        "gateway.ResourceGroup", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    gateway = models.ForeignKey("gateway.Gateway", on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    api_key = models.ForeignKey("keys.ApiKey", on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    model_requested = models.CharField(max_length=200, blank=True)
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)  # status code 400 or above
     input_tokens = models.BigIntegerField(default=0)

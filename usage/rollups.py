@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Model, Q, QuerySet, Sum
+from django.db.models import F, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from core.permissions import Action
@@ -80,15 +80,20 @@ def _latency_bucket_filter(index: int) -> Q:
 
 def _event_sums() -> dict[str, Any]:
     """Aggregates over usage events giving a rollup row's counters."""
-    sums: dict[str, Any] = {
-        "requests": Count("id"),
-        "errors": Count("id", filter=Q(status_code__gte=400)),
-        "cost_usd": Sum("cost_usd"),
-        "latency_ms_sum": Sum("latency_ms"),
-        **{name: Sum(name) for name in TOKEN_FIELDS},
-    }
+    # Requests are counted by summing `requests` (an aggregate row of a refusal flood stands for
+    # several). Every sum that reads the column comes before the annotation named `requests`,
+    # which would hide the column from the ones after it.
+    sums: dict[str, Any] = {"errors": Sum("requests", filter=Q(status_code__gte=400))}
     for index, name in enumerate(LATENCY_FIELDS):
-        sums[name] = Count("id", filter=_latency_bucket_filter(index))
+        sums[name] = Sum("requests", filter=_latency_bucket_filter(index))
+    sums.update(
+        {
+            "requests": Sum("requests"),
+            "cost_usd": Sum("cost_usd"),
+            "latency_ms_sum": Sum("latency_ms"),
+            **{name: Sum(name) for name in TOKEN_FIELDS},
+        }
+    )
     return sums
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -136,7 +137,8 @@ def usage_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         event = usage_event_get(request.user, pk, related=("gateway", "resource_group"))
     except (PermissionDenied, NotFound) as error:
         raise _console_error(error) from error
-    return render(request, "usage/event_detail.html", {"event": event})
+    context = {"event": event, "refusal_events_per_minute": settings.AIGW_REFUSAL_EVENTS_PER_MINUTE}
+    return render(request, "usage/event_detail.html", context)
 
 
 @login_required
