@@ -20,7 +20,7 @@ from gateway.setup import gateway_create
 from keys.services import api_key_revoke
 from quotas.models import LimitMode
 from quotas.services import token_quota_set
-from tests.conftest import _server_env, _wait_until_server_is_quiet
+from tests.conftest import _server_env, _wait_until_server_is_quiet, wait_for_usage_event
 from tests.factories import ResourceGroupFactory
 from tests.support.errors import assert_service_unavailable
 from tests.support.live_server import LiveServer
@@ -71,15 +71,24 @@ def test_with_redis_down_a_hard_limited_key_gets_503_with_retry_after_and_is_ser
     assert _served(client)
 
     redis_server.kill()
+    refusals = []
     for _ in range(3):
         with pytest.raises(openai.APIStatusError) as refused:
             client.chat.completions.create(**CHAT)
         assert_service_unavailable(refused.value, "Redis")
+        refusals.append(refused.value.response.headers["x-request-id"])
 
     redis_server.start()
     assert _served(client)  # the first request after the restart, on fresh connections
     assert _served(client)
     assert _events_served(key, expected=3) == 3  # the three answers are metered, the refusals served nothing
+    # Each 503 is on the record too: its own usage event, with no tokens and no cost, and no key
+    # (whether the key is still valid is what could not be checked), only the client's address.
+    for request_id in refusals:
+        event = wait_for_usage_event(request_id)
+        assert (event.status_code, event.error_code, event.api_key_id) == (503, "service_unavailable", None)
+        assert event.client_address == "127.0.0.1"
+        assert (event.total_tokens, event.cost_usd, event.provider) == (0, 0, "")
 
 
 def test_with_redis_down_a_key_never_seen_gets_503_not_401(server, redis_server):
