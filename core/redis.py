@@ -41,6 +41,13 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 SINGLE, CLUSTER, SENTINEL = "single", "cluster", "sentinel"
+# What a client raises when Redis cannot be reached or cannot answer (a Cluster's client raises
+# the last two, which are not RedisErrors, when no node answers for a slot).
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterUnreachableError,
+    redis.exceptions.SlotNotCoveredError,
+)
 TIMEOUT_SECONDS = 1.0
 RETRIES = 2
 _PLAIN_SCHEMES = ("redis", "rediss", "unix")
@@ -162,6 +169,10 @@ def parse_redis_url(url: str) -> RedisTarget:
     )
 
 
+def _backoff(retries: int) -> Any:
+    return ExponentialBackoff(cap=0.1, base=0.01) if retries else NoBackoff()
+
+
 def _options(retry: Any) -> dict[str, Any]:
     return {"retry": retry, "socket_connect_timeout": TIMEOUT_SECONDS, "socket_timeout": TIMEOUT_SECONDS}
 
@@ -178,7 +189,7 @@ def async_client(url: str, *, retries: int = RETRIES) -> Any:
         RedisUrlError: see `parse_redis_url`.
     """
     target = parse_redis_url(url)
-    retry = AsyncRetry(ExponentialBackoff(cap=0.1, base=0.01), retries=retries) if retries else AsyncRetry(NoBackoff(), 0)
+    retry = AsyncRetry(_backoff(retries), retries=retries)
     if target.kind == SINGLE:
         return redis.asyncio.from_url(url, **_options(retry))
     if target.kind == CLUSTER:
@@ -202,7 +213,7 @@ def sync_client(url: str, *, retries: int = RETRIES) -> Any:
         RedisUrlError: see `parse_redis_url`.
     """
     target = parse_redis_url(url)
-    retry = Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=retries) if retries else Retry(NoBackoff(), 0)
+    retry = Retry(_backoff(retries), retries=retries)
     if target.kind == SINGLE:
         return redis.Redis.from_url(url, **_options(retry))
     if target.kind == CLUSTER:
