@@ -112,7 +112,8 @@ def parse_redis_url(url: str) -> RedisTarget:
 
     Raises:
         RedisUrlError: for an empty URL, an unknown scheme (`redis+cluster`, `redis+sentinel`,
-            `redis`, `rediss`, `unix` are known), a node that is not host:port, a cluster URL with
+            `redis`, `rediss`, `unix` are known), a database that is not a number, a node that is
+            not host:port, a cluster URL with
             a database other than 0, a Sentinel URL without a service name or with a database
             that is not a number, query options on a cluster or Sentinel URL (not supported), or a
             single-server URL that redis-py cannot read.
@@ -128,6 +129,9 @@ def parse_redis_url(url: str) -> RedisTarget:
             redis.connection.parse_url(url)
         except ValueError as exc:
             raise RedisUrlError(f"Redis URL {_shown(url)}: {exc}") from None
+        path = rest.partition("?")[0].partition("/")[2].strip("/")
+        if scheme != "unix" and path and not path.isdigit():  # redis-py would quietly use database 0
+            raise RedisUrlError(f"Redis URL {_shown(url)}: the database after the host must be a number, not {path!r}")
         return RedisTarget(kind=SINGLE, url=url)
     kinds = {"redis+cluster": CLUSTER, "redis+sentinel": SENTINEL}
     if scheme not in kinds:
