@@ -41,7 +41,7 @@ class LocalRedisCluster:
         try:
             for _ in range(3):
                 node_dir = directory / f"node-{len(self.nodes)}"
-                node_dir.mkdir()
+                node_dir.mkdir(parents=True)
                 # The cluster bus gets a free port of its own (the default, port + 10000, may not be).
                 arguments = ("--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"))
                 self.nodes.append(RedisProcess(node_dir, (*arguments, "--cluster-port", str(free_port()))))
@@ -80,7 +80,7 @@ class LocalSentinels:
     def __init__(self, directory: Path) -> None:
         self.processes: list[RedisProcess] = []
         try:
-            (directory / "primary").mkdir()
+            (directory / "primary").mkdir(parents=True)
             self.primary = self._start(RedisProcess(directory / "primary"))
             (directory / "replica").mkdir()
             replica_of = ("--replicaof", "127.0.0.1", str(self.primary.port))
