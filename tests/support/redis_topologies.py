@@ -96,8 +96,10 @@ class LocalSentinels:
             for sentinel in self.sentinels:  # every Sentinel knows the replica and the two others
                 client = redis.Redis(port=sentinel.port)
                 wait_until(
-                    lambda client=client: len(client.execute_command("SENTINEL", "REPLICAS", SERVICE)) == 1
-                    and len(client.execute_command("SENTINEL", "SENTINELS", SERVICE)) == 2,
+                    lambda client=client: (
+                        len(client.execute_command("SENTINEL", "REPLICAS", SERVICE)) == 1
+                        and len(client.execute_command("SENTINEL", "SENTINELS", SERVICE)) == 2
+                    ),
                     20,
                     "the Sentinels did not find the replica and each other",
                 )
