@@ -15,10 +15,10 @@ Epochs (SPEC §3: "a reservation is never subtracted from a counter that no long
 Each Redis counter `C` has a sibling `C:e` holding `<epoch>:<generation>:<server>`: a random
 epoch given when the counter is created (seeded from the database, or first counted for
 TPM/RPM), for a seeded counter the usage-write generation its seed read the database at
-(`usage.rollups.next_write_generation`), and the identity of the Redis server that created it
-(run id and replication id). A counter lost with Redis (restart, flush) comes back with a new
-epoch, and so does one found on another server than the one that created it (a replica promoted
-by a failover may lack the last writes; see `_SERVER`), so an admission can tell whether the
+(`usage.rollups.next_write_generation`), and the replication id of the Redis primary that
+created it. A counter lost with Redis (restart, flush) comes back with a new epoch, and so does
+one found under another replication id than the one it was created under (a replica promoted by
+a failover may lack the last writes; see `_SERVER`), so an admission can tell whether the
 counter still holds its reservation: `settle` subtracts a reservation only from the epoch that
 took it, and `after_write` adds an event that the rebuilt counter's seed did not read. Counters
 in process memory are never lost; their epoch is always `local`.
@@ -218,17 +218,18 @@ class LocalCounters:
 # Every script gets, per counter, its name and its epoch key (`<name>:e`) in KEYS, so that
 # both are declared (Redis Cluster: one hash slot through the name's `{g<group id>}` tag).
 #
-# The epoch key holds `<epoch>:<generation>:<server>`, `<server>` being the identity of the
-# Redis server that wrote it: its process (INFO run_id) and its replication history (INFO
-# master_replid). Replication is asynchronous, so a replica promoted by a failover (Sentinel, or
-# a Cluster's own), or a server restarted from its files, may lack the last writes its
-# predecessor acknowledged. Every script therefore treats a counter written under another
-# server as missing, and a seed replaces it: a failover is a Redis that lost the counter.
+# The epoch key holds `<epoch>:<generation>:<server>`, `<server>` being the replication id
+# (INFO replication, master_replid) of the Redis primary that wrote it. Redis gives a server a
+# new replication id whenever it starts (also from its RDB or AOF file) and whenever a replica is
+# promoted (Sentinel's failover, a Cluster's own, REPLICAOF NO ONE); a replica shares its
+# primary's. Replication is asynchronous, so a promoted replica, or a server restarted from its
+# files, may lack the last writes its predecessor acknowledged. Every script therefore treats a
+# counter written under another replication id as missing, and a seed replaces it: a failover
+# is a Redis that lost the counter. (INFO replication costs the script about 5 us; INFO server's
+# run_id, which would tell restarts only, twice that.)
 _SERVER = """
 local function server_identity()
-  local server = redis.call('INFO', 'server')
-  local replication = redis.call('INFO', 'replication')
-  return string.match(server, 'run_id:(%x+)') .. string.match(replication, 'master_replid:(%x+)')
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
 end
 -- an epoch key's value -> epoch, generation, server ('' each for none)
 local function parse(meta)
@@ -418,7 +419,7 @@ _VERSIONS = (
     _SERVER
     + """
 -- KEYS: config-version keys. ARGV: per key the value a missing one starts at.
--- Returns this server's identity, then each key's value.
+-- Returns this server's replication id, then each key's value.
 local out = {server}
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
@@ -493,11 +494,12 @@ class RedisCounters:
         return Reservation(ok=False, failed=int(index) - 1, value=int(value), missing=status == -1)
 
     async def read_versions(self, names: list[str]) -> list[tuple[bytes, bytes]]:
-        """The config versions `names` (`core.freshness`), each as (value, identity of the server
-        that answered): a version read from a promoted replica or a restarted server never equals
-        one read before, even if that server lost the bump. A missing version is started at a
-        random value first (SPEC §3: a lost version never equals a cached one). One script per
-        hash slot, run concurrently (one round trip on one server or a Sentinel's primary)."""
+        """The config versions `names` (`core.freshness`), each as (value, replication id of the
+        server that answered): a version read from a promoted replica or a restarted server
+        never equals one read before, even if that server lost the bump. A missing version is
+        started at a random value first (SPEC §3: a lost version never equals a cached one). One
+        script per hash slot, run concurrently (one round trip on one server or a Sentinel's
+        primary)."""
         out: list[tuple[bytes, bytes]] = [(b"", b"")] * len(names)
         groups = slot_groups(names, self._cluster)
 
