@@ -41,10 +41,10 @@ async def main(rounds: int) -> None:
     counters = make_counters()
     engine = LimitEngine(counters)
     rules = (
-        LimitRule("rpm", "api_key", 1, 10**9, MINUTE),
-        LimitRule("tpm", "api_key", 1, 10**12, MINUTE),
-        LimitRule("tokens", "api_key", 1, 10**15, "daily", hard=True),
-        LimitRule("spend", "api_key", 1, 10**15, "monthly", hard=True),
+        LimitRule("rpm", "api_key", 1, 10**9, MINUTE, group_id=1),
+        LimitRule("tpm", "api_key", 1, 10**12, MINUTE, group_id=1),
+        LimitRule("tokens", "api_key", 1, 10**15, "daily", hard=True, group_id=1),
+        LimitRule("spend", "api_key", 1, 10**15, "monthly", hard=True, group_id=1),
     )
     estimate = Estimate.of(12, 120, 7, Prices(input=Decimal(1), output=Decimal(2)))
     usage = TokenUsage(input_tokens=12, output_tokens=7)

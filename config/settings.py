@@ -162,14 +162,28 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis holds the counters shared by every gateway process. Unset: in-process counters.
+# One server (redis://, rediss://, unix://), a Redis Cluster (redis+cluster://host:port,…) or a
+# Sentinel-managed primary (redis+sentinel://host:port,…/service[/db]); core/redis.py reads it,
+# and refuses a URL it cannot use at start-up.
 REDIS_URL = env.str("REDIS_URL", default="")
 AIGW_REDIS_PREFIX = env.str("AIGW_REDIS_PREFIX", default="aigw")
 
 # Celery: Redis is the broker in production; the embedded default uses kombu's SQLAlchemy
 # transport on a SQLite file in DATA_DIR, so `celery worker --beat` runs with no services.
-CELERY_BROKER_URL = (
-    env.str("CELERY_BROKER_URL", default="") or REDIS_URL or f"sqla+sqlite:///{DATA_DIR / 'celery.sqlite3'}"
-)
+# CELERY_BROKER_URL unset: REDIS_URL's server, or its Sentinels in kombu's form
+# (sentinel://host:port;sentinel://host:port/db); a Redis Cluster cannot be a broker.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if REDIS_URL:
+    from core.redis import celery_broker, parse_redis_url
+
+    parse_redis_url(REDIS_URL)
+    if not CELERY_BROKER_URL:
+        CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker(REDIS_URL)
+CELERY_BROKER_URL = CELERY_BROKER_URL or f"sqla+sqlite:///{DATA_DIR / 'celery.sqlite3'}"
+# kombu's sentinel:// broker needs the name of the primary the Sentinels monitor.
+if env.str("AIGW_CELERY_SENTINEL_MASTER", default=""):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"master_name": env.str("AIGW_CELERY_SENTINEL_MASTER")}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

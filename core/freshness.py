@@ -4,8 +4,9 @@ cached about a key or a model changed (SPEC §3: a change holds on the next requ
 Two kinds of integer version, each bumped after the commit of any write to what the data plane
 caches: one per resource group (its gateways, API keys, token quotas, spend budgets and rate
 limits, on any level) and one for the catalog (providers and models, with their prices). With
-`REDIS_URL` set they live in Redis (`{AIGW_REDIS_PREFIX}:cfg:group:<id>` and
-`{AIGW_REDIS_PREFIX}:cfg:catalog`), shared by every process on every machine. On the embedded
+`REDIS_URL` set they live in Redis (`<AIGW_REDIS_PREFIX>:{g<id>}:cfg:group`, in the group's hash
+slot beside its counters, and `<AIGW_REDIS_PREFIX>:cfg:catalog`), shared by every process on
+every machine. On the embedded
 default there is one version for everything, the identity of the file `config-version` in the
 data directory, which a bump replaces (a new inode; `os.replace` is atomic): so a `manage.py`
 command or a test process that writes to the same SQLite database is seen too, for the price of
@@ -27,13 +28,12 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from core.redis import TIMEOUT_SECONDS, sync_client
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -42,8 +42,9 @@ LOCAL_VERSION_FILE = "config-version"
 
 
 def group_version_name(group_id: int) -> str:
-    """The Redis key of resource group `group_id`'s version."""
-    return f"{settings.AIGW_REDIS_PREFIX}:cfg:group:{group_id}"
+    """The Redis key of resource group `group_id`'s version, with the group's hash tag
+    `{g<group_id>}` (the slot of its counters, `quotas.counters.counter_name`)."""
+    return f"{settings.AIGW_REDIS_PREFIX}:{{g{group_id}}}:cfg:group"
 
 
 def catalog_version_name() -> str:
@@ -53,17 +54,13 @@ def catalog_version_name() -> str:
 
 # A bump runs after a console or API write has committed: a Redis that is down or does not answer
 # must cost that request at most this long (seconds), never hang it.
-BUMP_TIMEOUT_SECONDS = 1.0
+BUMP_TIMEOUT_SECONDS = TIMEOUT_SECONDS  # core.redis's connect and answer timeouts
 
 
 @cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=BUMP_TIMEOUT_SECONDS,
-        socket_timeout=BUMP_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), retries=0),  # one try: the write has committed either way
-    )
+def _redis(url: str):
+    # one try: the write has committed either way
+    return sync_client(url, retries=0)
 
 
 def _bump_now(name: str) -> None:

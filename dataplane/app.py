@@ -18,12 +18,12 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-import redis
 from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError
 
 from core.client_address import scope_client_address
 from core.db import unreachable
+from core.redis import REDIS_ERRORS
 from dataplane.errors import ProxyError, internal_error, invalid_api_key, invalid_request, service_unavailable
 from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
 from dataplane.providers.mock import MockClient
@@ -135,7 +135,7 @@ class ProxyApp:
         counters = make_counters()
         # The config versions live beside the counters: in Redis, or in this process's memory.
         if isinstance(counters, RedisCounters):
-            self.registry = Registry(counters.read, counters.seed)
+            self.registry = Registry(counters.read_versions)
         else:
             self.registry = Registry()
         self.throttle = InvalidKeyThrottle.from_settings()
@@ -203,7 +203,7 @@ class ProxyApp:
                 answer = service_unavailable("database")
             await self._answer_error(send, started, base_headers, answer)
             self._refused(scope, seen, request_id, answer)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("request %s: Redis is unreachable: %s", request_id, exc)
             answer = service_unavailable("counters (Redis)")
             await self._answer_error(send, started, base_headers, answer)
@@ -385,7 +385,7 @@ class ProxyApp:
         if entity != f"api_key_id_{key.key_id}" or budget is None:
             await _send_bytes(send, 404, orjson.dumps({"error": "Quota not found"}), headers)
             return
-        rule = LimitRule("spend", Level.API_KEY, key.key_id, 0, budget.refresh_period)
+        rule = LimitRule("spend", Level.API_KEY, key.key_id, 0, budget.refresh_period, group_id=key.resource_group_id)
         (spent,) = await self.limits.usage_of((rule,), now)
         payload = {
             "quotaEntityId": entity,

@@ -10,9 +10,8 @@ anywhere holds from the next request in every process.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -83,6 +82,8 @@ class ModelRoute:
 
 
 def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
+    group_id = gateway.resource_group_id  # every limit of the key is in its group's hash slot
+
     def owned(model):
         return (
             model.objects.filter(api_key=api_key)
@@ -100,6 +101,7 @@ def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
                 quota.limit_tokens,
                 quota.refresh_period,
                 quota.mode == LimitMode.HARD,
+                group_id=group_id,
             )
         )
     for budget in owned(SpendBudget).filter(active=True, archived_at__isnull=True):
@@ -111,13 +113,18 @@ def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
                 usd_to_units(budget.limit_usd),
                 budget.refresh_period,
                 budget.mode == LimitMode.HARD,
+                group_id=group_id,
             )
         )
     for rate in owned(RateLimit):
         if rate.tokens_per_minute:
-            rules.append(LimitRule("tpm", rate.level, rate.entity_id, rate.tokens_per_minute, MINUTE))
+            rules.append(
+                LimitRule("tpm", rate.level, rate.entity_id, rate.tokens_per_minute, MINUTE, group_id=group_id)
+            )
         if rate.requests_per_minute:
-            rules.append(LimitRule("rpm", rate.level, rate.entity_id, rate.requests_per_minute, MINUTE))
+            rules.append(
+                LimitRule("rpm", rate.level, rate.entity_id, rate.requests_per_minute, MINUTE, group_id=group_id)
+            )
     order = {"api_key": 0, "gateway": 1, "resource_group": 2}
     kinds = {"rpm": 0, "tpm": 1, "tokens": 2, "spend": 3}
     rules.sort(key=lambda rule: (order[rule.level], kinds[rule.kind]))
@@ -181,8 +188,9 @@ def _decimal(value) -> Decimal | None:
 MAX_ENTRIES = 100_000
 MISS_RELOAD_SECONDS = 0.1
 
+# (version names) → one value per name that compares equal only to the same version as read
+# before: Redis' `RedisCounters.read_versions`, or the embedded default's version file.
 ReadVersions = Callable[[list[str]], Awaitable[list]]
-StartVersion = Callable[[str, int, int | None], Awaitable[int]]  # (name, value, ttl s) → value now
 
 
 async def _read_local_versions(names: list[str]) -> list[int]:
@@ -195,7 +203,9 @@ class Registry:
     Each cached key is stored with the version of its resource group, and the model map with
     the catalog's version, as read just before they were loaded from the database
     (`core.freshness`). Every request reads both current versions in one round trip
-    (`read_versions`: Redis' MGET, or process memory on the embedded default) and reloads, inline
+    (`read_versions`: one script per hash slot in Redis, whose answer also names the Redis server,
+    so a failover or a restart never looks like the version a process cached; or a file's identity
+    on the embedded default) and reloads, inline
     and before it is served, whatever was loaded under an older one: a revoke, a rotation, a
     disabled gateway, a new or changed limit, model or price holds from the next request in every
     process, while a warm key costs no SQL. A key's group never changes, so it is remembered.
@@ -204,28 +214,21 @@ class Registry:
     they hold MAX_ENTRIES.
     """
 
-    def __init__(self, read_versions: ReadVersions | None = None, start_version: StartVersion | None = None) -> None:
+    def __init__(self, read_versions: ReadVersions | None = None) -> None:
+        # Redis starts a missing version (never bumped, or Redis restarted empty) at a random
+        # value, set only if still missing, so a Redis that lost its versions, and any bump lost
+        # while it was down, can never leave them equal to what a process has cached.
         self._read_versions = read_versions or _read_local_versions
-        # A version missing from Redis (never bumped, or Redis restarted empty) starts at a random
-        # value, set only if still missing (SET NX), so a Redis that lost its versions, and any bump
-        # lost while it was down, can never leave them equal to what a process has cached.
-        self._start_version = start_version
         self._load_key = sync_to_async(_load_key, thread_sensitive=True)
         self._load_models = sync_to_async(_load_models, thread_sensitive=True)
-        self._keys: dict[str, tuple[KeyContext | None, int, float]] = {}  # → (key, group version, loaded at)
+        self._keys: dict[str, tuple[KeyContext | None, Hashable, float]] = {}  # → (key, group version, loaded at)
         self._group_of: dict[str, int] = {}  # hashed secret → resource group id
-        self._routes: tuple[dict[str, ModelRoute], int] | None = None  # (map, catalog version)
+        self._routes: tuple[dict[str, ModelRoute], Hashable] | None = None  # (map, catalog version)
         self._loading: dict = {}  # what is being loaded → the one task loading it
 
-    async def _versions(self, group_id: int) -> tuple[int, int]:
-        names = [group_version_name(group_id), catalog_version_name()]
-        group, catalog = await self._read_versions(names)
-        if self._start_version is not None and (group is None or catalog is None):
-            group, catalog = [
-                value if value is not None else await self._start_version(name, secrets.randbits(62), None)
-                for name, value in zip(names, (group, catalog), strict=True)
-            ]
-        return int(group or 0), int(catalog or 0)
+    async def _versions(self, group_id: int) -> tuple[Hashable, Hashable]:
+        group, catalog = await self._read_versions([group_version_name(group_id), catalog_version_name()])
+        return group, catalog
 
     async def _once(self, what, load):
         """Run `load()` once for all the requests that need `what` reloaded at the same time."""
@@ -263,7 +266,7 @@ class Registry:
 
         return await self._once(("key", hashed_secret, group_version), load)
 
-    def _store_key(self, hashed_secret: str, key: KeyContext | None, group_version: int) -> None:
+    def _store_key(self, hashed_secret: str, key: KeyContext | None, group_version: Hashable) -> None:
         if len(self._keys) >= MAX_ENTRIES and hashed_secret not in self._keys:
             self._keys.clear()
             self._group_of.clear()
@@ -278,7 +281,7 @@ class Registry:
         async def load() -> dict[str, ModelRoute]:
             (catalog_version,) = await self._read_versions([catalog_version_name()])
             routes = await self._load_models()
-            self._routes = (routes, int(catalog_version or 0))
+            self._routes = (routes, catalog_version)
             return routes
 
         return await self._once("models", load)

@@ -8,6 +8,7 @@ Requests with a valid key are never counted and never refused.
 Costs: a valid key pays nothing beyond one dict lookup (no Redis round trip). An invalid attempt
 under the limit pays one round trip to Redis (INCR and EXPIRE in one script) when `REDIS_URL`
 is set, shared by every process, else nothing but process memory; no database write either way.
+(One key per address, so a Redis Cluster needs no hash tag for it.)
 Once an address is over the limit, this process refuses its further attempts before the key is
 looked up at all, except for secrets this process has already seen to be valid keys (served as
 usual) and one probe per PROBE_INTERVAL_SECONDS per address, so a valid key new to this process
@@ -20,8 +21,8 @@ import math
 import time
 
 from core.client_address import scope_client_address
+from core.redis import async_client
 from dataplane.errors import too_many_invalid_keys
-from quotas.counters import redis_client
 
 MAX_ADDRESSES = 50_000  # most addresses (and valid secrets) remembered per process; oldest go first
 PROBE_INTERVAL_SECONDS = 1.0  # an address over the limit may have one key looked up this often
@@ -60,7 +61,7 @@ class InvalidKeyThrottle:
         self._redis = None
         self._count_script = None
         if redis_url:
-            self._redis = redis_client(redis_url)
+            self._redis = async_client(redis_url)
             self._count_script = self._redis.register_script(_COUNT)
         # Process memory, wall-clock seconds since the epoch: address -> [count, window end]
         # (without Redis) and address -> [blocked until, next probe] (both modes).

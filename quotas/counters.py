@@ -1,27 +1,32 @@
 """Counters shared by every gateway process: Redis in production, process memory on the
 embedded default (which serves from one process).
 
-Counter names carry their window (e.g. `aigw:spend:api_key:12:2026-11-01`), so a new window is
-a new counter and nothing has to be reset. A token-quota or spend counter that does not exist
-yet is seeded from the usage events in the database before it is used, so a Redis restart
-loses nothing that was written; TPM/RPM counters start at zero each minute.
+Counter names carry their resource group's hash tag and their window (e.g.
+`aigw:{g3}:spend:api_key:12:2026-11-01`), so a new window is a new counter and nothing has to be
+reset, and every counter of one request is in one Redis Cluster slot. A token-quota or spend
+counter that does not exist yet is seeded from the usage events in the database before it is
+used, so a Redis restart loses nothing that was written; TPM/RPM counters start at zero each
+minute. (Renaming counters, as the hash tags did, loses nothing either: the new names are seeded.)
 
 Check-and-reserve is one atomic step for every limit of a request: one Lua script in Redis,
 one synchronous function (no await inside) in process memory.
 
 Epochs (SPEC §3: "a reservation is never subtracted from a counter that no longer holds it").
-Each Redis counter `C` has a sibling `C:e` holding `<epoch>:<generation>`: a random epoch given
-when the counter is created (seeded from the database, or first counted for TPM/RPM), and for a
-seeded counter the usage-write generation its seed read the database at
-(`usage.rollups.next_write_generation`). A counter lost with Redis (restart, flush) comes back
-with a new epoch, so an admission can tell whether the counter still holds its reservation:
-`settle` subtracts a reservation only from the epoch that took it, and `after_write` adds an
-event that the rebuilt counter's seed did not read. Counters in process memory are never lost;
-their epoch is always `local`.
+Each Redis counter `C` has a sibling `C:e` holding `<epoch>:<generation>:<server>`: a random
+epoch given when the counter is created (seeded from the database, or first counted for
+TPM/RPM), for a seeded counter the usage-write generation its seed read the database at
+(`usage.rollups.next_write_generation`), and the replication id of the Redis primary that
+created it. A counter lost with Redis (restart, flush) comes back with a new epoch, and so does
+one found under another replication id than the one it was created under (a replica promoted by
+a failover may lack the last writes; see `_SERVER`), so an admission can tell whether the
+counter still holds its reservation: `settle` subtracts a reservation only from the epoch that
+took it, and `after_write` adds an event that the rebuilt counter's seed did not read. Counters
+in process memory are never lost; their epoch is always `local`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 from dataclasses import dataclass
@@ -29,11 +34,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-import redis.asyncio as redis
 from django.conf import settings
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
+from core.redis import async_client, hash_tag, is_cluster
 from quotas.periods import window_start
 
 # Spend is counted in integer units of 1e-10 USD (UsageEvent.cost_usd has 10 decimal places).
@@ -51,10 +54,13 @@ def units_to_usd(units: int) -> Decimal:
     return (Decimal(units) / USD_UNITS).quantize(Decimal("0.0000000001"))
 
 
-def counter_name(kind: str, level: str, entity_id: int, window_tag: str) -> str:
-    """E.g. `aigw:tokens:api_key:12:2026-11-22`. `kind` is `tokens` (token quota), `spend`
-    (spend budget, in USD_UNITS), `tpm` or `rpm`; `window_tag` from `window_tag()`/`minute_tag()`."""
-    return f"{settings.AIGW_REDIS_PREFIX}:{kind}:{level}:{entity_id}:{window_tag}"
+def counter_name(kind: str, level: str, entity_id: int, window_tag: str, *, group_id: int) -> str:
+    """E.g. `aigw:{g3}:tokens:api_key:12:2026-11-22`. `kind` is `tokens` (token quota), `spend`
+    (spend budget, in USD_UNITS), `tpm` or `rpm`; `window_tag` from `window_tag()`/`minute_tag()`;
+    `group_id`: the resource group of the key, gateway or group that owns the limit. Its hash tag
+    `{g<group_id>}` puts every counter of one request (its key's, its gateway's, its group's) in
+    one Redis Cluster slot, so one script can check and reserve them all."""
+    return f"{settings.AIGW_REDIS_PREFIX}:{{g{group_id}}}:{kind}:{level}:{entity_id}:{window_tag}"
 
 
 def window_tag(refresh_period: str, now: datetime) -> str:
@@ -143,8 +149,6 @@ class Counters(Protocol):
 
     async def check_and_reserve(self, checks: list[CounterCheck]) -> Reservation: ...
 
-    async def seed(self, name: str, value: int, ttl_seconds: int | None) -> int: ...
-
     async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str: ...
 
     async def settle(self, items: list[Settle]) -> list[tuple[int, str] | None]: ...
@@ -187,9 +191,6 @@ class LocalCounters:
             after.append(value + check.amount)
         return Reservation(ok=True, values=tuple(after), epochs=(LOCAL_EPOCH,) * len(checks))
 
-    async def seed(self, name: str, value: int, ttl_seconds: int | None) -> int:
-        return self._values.setdefault(name, value)
-
     async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str:
         self._values.setdefault(name, value)
         return LOCAL_EPOCH
@@ -215,17 +216,61 @@ class LocalCounters:
 
 
 # Every script gets, per counter, its name and its epoch key (`<name>:e`) in KEYS, so that
-# both are declared (Redis Cluster: same hash slot through the name's hash tag).
-_CHECK_AND_RESERVE = """
+# both are declared (Redis Cluster: one hash slot through the name's `{g<group id>}` tag).
+#
+# The epoch key holds `<epoch>:<generation>:<server>`, `<server>` being the replication id
+# (INFO replication, master_replid) of the Redis primary that wrote it. Redis gives a server a
+# new replication id whenever it starts (also from its RDB or AOF file) and whenever a replica is
+# promoted (Sentinel's failover, a Cluster's own, REPLICAOF NO ONE); a replica shares its
+# primary's. Replication is asynchronous, so a promoted replica, or a server restarted from its
+# files, may lack the last writes its predecessor acknowledged. Every script therefore treats a
+# counter written under another replication id as missing, and a seed replaces it: a failover
+# is a Redis that lost the counter. (INFO replication costs the script about 5 us; INFO server's
+# run_id, which would tell restarts only, twice that.)
+_SERVER = """
+local function server_identity()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+end
+-- an epoch key's value -> epoch, generation, server ('' each for none)
+local function parse(meta)
+  if not meta then return '', 0, '' end
+  local epoch, generation, written_under = string.match(meta, '^([^:]*):(%d*):(%x*)$')
+  if not epoch then return '', 0, '' end
+  return epoch, tonumber(generation) or 0, written_under
+end
+local server = server_identity()
+-- whether counter KEYS[k] exists and was written under this server; then its epoch key's parts
+local function fresh(k)
+  if redis.call('EXISTS', KEYS[k]) == 0 then return false, '', 0 end
+  local epoch, generation, written_under = parse(redis.call('GET', KEYS[k + 1]))
+  return written_under == server, epoch, generation
+end
+"""
+
+_CHECK_AND_RESERVE = (
+    _SERVER
+    + """
 -- KEYS: per counter its name and its epoch key. ARGV[1]: the epoch of a counter created here;
 -- then per counter 5 values: limit, amount, strict (1/0), seedable (1/0), ttl seconds (0 = none)
-local values = {}
+local values, epochs = {}, {}
 local n = #KEYS / 2
 for i = 1, n do
   local base = 1 + (i - 1) * 5
   local limit = tonumber(ARGV[base + 1])
   local amount = tonumber(ARGV[base + 2])
   local raw = redis.call('GET', KEYS[2 * i - 1])
+  local epoch = false
+  if raw then
+    local e, _, written_under = parse(redis.call('GET', KEYS[2 * i]))
+    if written_under == server then
+      epoch = e
+    elseif ARGV[base + 4] == '1' then
+      return {-1, i, 0}  -- written under another server: rebuilt from the database
+    else
+      redis.call('DEL', KEYS[2 * i - 1], KEYS[2 * i])  -- a TPM/RPM minute starts again
+      raw = false
+    end
+  end
   local value
   if raw then
     value = tonumber(raw)
@@ -240,6 +285,7 @@ for i = 1, n do
     return {0, i, value}
   end
   values[i] = value
+  epochs[i] = epoch
 end
 local out = {1, 0, 0}
 for i = 1, n do
@@ -247,13 +293,13 @@ for i = 1, n do
   local amount = tonumber(ARGV[base + 2])
   local ttl = tonumber(ARGV[base + 5])
   local value = values[i]
-  local meta = redis.call('GET', KEYS[2 * i])
+  local epoch = epochs[i]
   if amount ~= 0 then
     -- ARGV as it came (a Lua number would reach Redis as e.g. "1e+14")
     value = redis.call('INCRBY', KEYS[2 * i - 1], ARGV[base + 2])
-    if value == amount and not meta then
-      meta = ARGV[1] .. ':0'
-      redis.call('SET', KEYS[2 * i], meta)
+    if not epoch then  -- created here
+      epoch = ARGV[1]
+      redis.call('SET', KEYS[2 * i], epoch .. ':0:' .. server)
       if ttl > 0 then
         redis.call('EXPIRE', KEYS[2 * i - 1], ttl)
         redis.call('EXPIRE', KEYS[2 * i], ttl)
@@ -261,45 +307,43 @@ for i = 1, n do
     end
   end
   out[#out + 1] = value
-  if meta then
-    out[#out + 1] = string.match(meta, '^([^:]*)')
-  elseif redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
-    out[#out + 1] = '0'
-  else
-    out[#out + 1] = ''
-  end
+  out[#out + 1] = epoch or ''
 end
 return out
 """
+)
 
-_SEED = """
+_SEED = (
+    _SERVER
+    + """
 -- KEYS: the counter and its epoch key. ARGV: value, ttl seconds (0 = none), epoch, generation.
--- A counter that exists is left as it is. Returns the counter's epoch.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], ARGV[3] .. ':' .. ARGV[4])
-  local ttl = tonumber(ARGV[2])
-  if ttl > 0 then
-    redis.call('EXPIRE', KEYS[1], ttl)
-    redis.call('EXPIRE', KEYS[2], ttl)
-  end
-  return ARGV[3]
+-- A counter written under this server is left as it is; a missing one, or one written under
+-- another server, is set. Returns the counter's epoch.
+local ok, epoch = fresh(1)
+if ok then return epoch end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3] .. ':' .. ARGV[4] .. ':' .. server)
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
 end
-local meta = redis.call('GET', KEYS[2])
-if not meta then return '0' end
-return string.match(meta, '^([^:]*)')
+return ARGV[3]
 """
+)
 
-_SETTLE = """
+_SETTLE = (
+    _SERVER
+    + """
 -- KEYS: per counter its name and its epoch key. ARGV: per counter the epoch that took the
 -- reservation, the delta if the counter is still in it, and the delta if it is not.
--- Returns per counter {value, epoch}, or {false, ''} for a counter that does not exist.
+-- Returns per counter {value, epoch}, or {false, ''} for a counter that is missing (or written
+-- under another server: it is rebuilt first).
 local out = {}
 for i = 1, #KEYS / 2 do
   local base = (i - 1) * 3
-  if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
-    local meta = redis.call('GET', KEYS[2 * i])
-    local epoch = meta and string.match(meta, '^([^:]*)') or '0'
+  local ok, epoch = fresh(2 * i - 1)
+  if ok then
     local delta = ARGV[base + 2]
     if epoch ~= ARGV[base + 1] then delta = ARGV[base + 3] end
     out[#out + 1] = redis.call('INCRBY', KEYS[2 * i - 1], delta)
@@ -311,28 +355,32 @@ for i = 1, #KEYS / 2 do
 end
 return out
 """
+)
 
-_ADOPT = """
+_ADOPT = (
+    _SERVER
+    + """
 -- KEYS: a counter and its epoch key; ARGV: the epoch expected, the amount to add.
-local meta = redis.call('GET', KEYS[2])
-local epoch = meta and string.match(meta, '^([^:]*)') or '0'
-if redis.call('EXISTS', KEYS[1]) == 1 and epoch == ARGV[1] then
+local ok, epoch = fresh(1)
+if ok and epoch == ARGV[1] then
   redis.call('INCRBY', KEYS[1], ARGV[2])
   return 1
 end
 return 0
 """
+)
 
-_AFTER_WRITE = """
+_AFTER_WRITE = (
+    _SERVER
+    + """
 -- KEYS: per item a counter and its epoch key. ARGV: per item settled_in, epoch, reserved,
--- actual, generation. Returns how many items were added to a counter.
+-- actual, generation. Returns how many items were added to a counter. A counter that is
+-- missing, or written under another server, is left alone: its seed reads the events.
 local added = 0
 for i = 1, #KEYS / 2 do
   local base = (i - 1) * 5
-  if redis.call('EXISTS', KEYS[2 * i - 1]) == 1 then
-    local meta = redis.call('GET', KEYS[2 * i]) or '0:0'
-    local epoch, generation = string.match(meta, '^([^:]*):?(%d*)')
-    generation = tonumber(generation) or 0
+  local ok, epoch, generation = fresh(2 * i - 1)
+  if ok then
     local settled_in = ARGV[base + 1]
     -- a settle whose answer never came, on the counter that took the reservation: Redis may
     -- have run it, so it is not run again (the counter stays at or above the truth)
@@ -351,39 +399,75 @@ for i = 1, #KEYS / 2 do
 end
 return added
 """
+)
+
+_READ = (
+    _SERVER
+    + """
+-- KEYS: per counter its name and its epoch key. Returns per counter its value, or false when it
+-- is missing or was written under another server.
+local out = {}
+for i = 1, #KEYS / 2 do
+  local ok = fresh(2 * i - 1)
+  out[i] = ok and redis.call('GET', KEYS[2 * i - 1]) or false
+end
+return out
+"""
+)
+
+_VERSIONS = (
+    _SERVER
+    + """
+-- KEYS: config-version keys. ARGV: per key the value a missing one starts at.
+-- Returns this server's replication id, then each key's value.
+local out = {server}
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if not value then
+    redis.call('SET', KEYS[i], ARGV[i])
+    value = ARGV[i]
+  end
+  out[#out + 1] = value
+end
+return out
+"""
+)
 
 
 def epoch_key(name: str) -> str:
-    """The key beside counter `name` that holds `<epoch>:<generation>`."""
+    """The key beside counter `name` that holds `<epoch>:<generation>:<server>`; it keeps the
+    name's hash tag."""
     return f"{name}:e"
 
 
-def redis_client(url: str):
-    """An asyncio Redis client for the data plane: a command that meets a dead connection (Redis
-    restarted, a pooled connection gone stale) is retried twice on a fresh one, 10 then 20 ms
-    later, so the first request after Redis is back is served; connecting and each answer wait at
-    most 1 s. A retried command runs twice only if a link broke after Redis ran it and Redis
-    stayed up (after a crash the first run died with Redis' memory)."""
-    return redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
-        socket_connect_timeout=1.0,
-        socket_timeout=1.0,
-    )
+def slot_groups(names: list[str], cluster: bool) -> list[list[int]]:
+    """The indexes of `names` in groups that one command may touch together: all of them on one
+    server, per hash tag (a name without one alone) on a Redis Cluster."""
+    if not cluster:
+        return [list(range(len(names)))] if names else []
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        groups.setdefault(hash_tag(name) or name, []).append(index)
+    return list(groups.values())
 
 
 class RedisCounters:
-    """Counters in Redis, shared by every process that uses the same `REDIS_URL`."""
+    """Counters in Redis (one server, a Cluster or a Sentinel-managed primary: `core.redis`),
+    shared by every process that uses the same `REDIS_URL`. Each call is one script on the keys
+    of one resource group, so one hash slot."""
 
     durable = False  # lost with Redis: a seed records the usage-write generation it read at
 
     def __init__(self, url: str) -> None:
-        self._redis = redis_client(url)
+        self._redis = async_client(url)
+        self._cluster = is_cluster(self._redis)
         self._check_and_reserve = self._redis.register_script(_CHECK_AND_RESERVE)
         self._seed = self._redis.register_script(_SEED)
         self._settle = self._redis.register_script(_SETTLE)
         self._adopt = self._redis.register_script(_ADOPT)
         self._after_write = self._redis.register_script(_AFTER_WRITE)
+        self._read = self._redis.register_script(_READ)
+        self._versions = self._redis.register_script(_VERSIONS)
         self._epoch_prefix = secrets.token_hex(6)
         self._epochs = itertools.count()
 
@@ -409,23 +493,39 @@ class RedisCounters:
             return Reservation(ok=True, values=values, epochs=epochs)
         return Reservation(ok=False, failed=int(index) - 1, value=int(value), missing=status == -1)
 
-    async def seed(self, name: str, value: int, ttl_seconds: int | None) -> int:
-        """Set the plain value `name` (a config version) unless it exists; returns what it holds."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(name, value, nx=True, ex=ttl_seconds)
-            pipe.get(name)
-            _, current = await pipe.execute()
-        return int(current)
+    async def read_versions(self, names: list[str]) -> list[tuple[bytes, bytes]]:
+        """The config versions `names` (`core.freshness`), each as (value, replication id of the
+        server that answered): a version read from a promoted replica or a restarted server
+        never equals one read before, even if that server lost the bump. A missing version is
+        started at a random value first (SPEC §3: a lost version never equals a cached one). One
+        script per hash slot, run concurrently (one round trip on one server or a Sentinel's
+        primary)."""
+        out: list[tuple[bytes, bytes]] = [(b"", b"")] * len(names)
+        groups = slot_groups(names, self._cluster)
+
+        async def one(indexes: list[int]) -> None:
+            starts = [secrets.randbits(62) for _ in indexes]
+            server, *values = await self._versions(keys=[names[i] for i in indexes], args=starts)
+            for i, value in zip(indexes, values, strict=True):
+                out[i] = (value, server)
+
+        if len(groups) == 1:
+            await one(groups[0])
+        else:
+            await asyncio.gather(*(one(group) for group in groups))
+        return out
 
     async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str:
         """Create counter `name` at `value` (counter units, read from the database at usage-write
-        `generation`) in a new epoch, unless it exists; returns the counter's epoch."""
+        `generation`) in a new epoch, unless it exists and was written under this Redis server;
+        returns the counter's epoch."""
         epoch = await self._seed(keys=self._keys([name]), args=[value, ttl_seconds or 0, self._new_epoch(), generation])
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
     async def settle(self, items: list[Settle]) -> list[tuple[int, str] | None]:
         """Add each item's delta (see `Settle`); per item the counter and its epoch after it, or
-        None for a counter that does not exist (nothing was added)."""
+        None for a counter that is missing or was written under another Redis server (nothing
+        was added). The items are one request's: one hash slot."""
         if not items:
             return []
         args: list[int | str] = []
@@ -445,8 +545,8 @@ class RedisCounters:
     async def after_write(self, items: list[Written]) -> int:
         """Once usage events are in the database, make every counter that did not count them
         count them, exactly once (SPEC §3). Per item, for the counter as it is now:
-        - in the epoch the usage was settled into, or missing: nothing (a later seed reads the
-          event from the database);
+        - in the epoch the usage was settled into, or missing (or written under another Redis
+          server): nothing (a later seed reads the event from the database);
         - never settled (`settled_in` "!": an interrupted request), in the epoch that took the
           reservation: actual - reserved is added now;
         - not settled (`settled_in` "": Redis did not answer the settle), in the epoch that took
@@ -467,19 +567,17 @@ class RedisCounters:
         return added
 
     async def read(self, names: list[str]) -> list[int | None]:
-        values = await self._redis.mget(names)
-        return [None if value is None else int(value) for value in values]
+        """What each counter holds, None for one that is missing or was written under another
+        Redis server (the caller seeds it). One script per hash slot."""
+        out: list[int | None] = [None] * len(names)
+        for indexes in slot_groups(names, self._cluster):
+            values = await self._read(keys=self._keys(names[i] for i in indexes))
+            for i, value in zip(indexes, values, strict=True):
+                out[i] = None if value is None else int(value)
+        return out
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-def hash_tag(name: str) -> str:
-    """The `{…}` hash tag of a key name ("" if it has none): keys with the same tag share a
-    Redis Cluster slot."""
-    start = name.find("{")
-    end = name.find("}", start + 1) if start != -1 else -1
-    return name[start : end + 1] if end > start + 1 else ""
 
 
 def make_counters() -> LocalCounters | RedisCounters:

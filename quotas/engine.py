@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-import redis
 from asgiref.sync import sync_to_async
 
+from core.redis import REDIS_ERRORS
 from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKey, ApiKeyStatus, SuspendedReason
 from quotas.counters import (
@@ -70,7 +70,9 @@ class LimitRule:
     """One limit on one level, as the data plane holds it.
 
     `kind`: `tokens`, `spend`, `tpm` or `rpm`; `limit` in counter units (tokens, 1e-10 USD,
-    requests); `period`: a RefreshPeriod for tokens/spend, `minute` for tpm/rpm.
+    requests); `period`: a RefreshPeriod for tokens/spend, `minute` for tpm/rpm; `group_id`: the
+    resource group of the owner (the key's, the gateway's, or the group itself), whose hash tag
+    its counter carries (`quotas.counters.counter_name`).
     """
 
     kind: str
@@ -79,6 +81,7 @@ class LimitRule:
     limit: int
     period: str
     hard: bool = False
+    group_id: int = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +218,7 @@ class LimitEngine:
             amount, strict = (estimate.worst_cost_units, True) if rule.hard else (0, False)
         tag = minute_tag(now) if rule.period == MINUTE else window_tag(rule.period, now)
         return CounterCheck(
-            name=counter_name(rule.kind, rule.level, rule.entity_id, tag),
+            name=counter_name(rule.kind, rule.level, rule.entity_id, tag, group_id=rule.group_id),
             limit=rule.limit,
             amount=amount,
             strict=strict,
@@ -333,7 +336,7 @@ class LimitEngine:
                 retried = await self.counters.settle([items[n][1] for n in missing])
                 for n, result in zip(missing, retried, strict=True):
                     results[n] = result
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("settling %s in Redis failed: %s", admission.names, exc)
             return [dataclasses.replace(w, settled_in="") for w in written.values()]
         for (index, _), result in zip(items, results, strict=True):
@@ -360,7 +363,7 @@ class LimitEngine:
             return
         try:
             added = await self.counters.after_write(items)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("counting %d stored usage event(s) in rebuilt counters failed: %s", len(items), exc)
             return
         if added:

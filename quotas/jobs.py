@@ -23,10 +23,13 @@ from itertools import chain
 from django.conf import settings
 from django.utils import timezone
 
+from core.redis import is_cluster, sync_client
+from gateway.models import Gateway
+from keys.models import ApiKey
 from keys.services import api_keys_mark_expired
-from quotas.counters import RedisCounters, counter_name, usd_to_units, window_tag
+from quotas.counters import RedisCounters, counter_name, slot_groups, usd_to_units, window_tag
 from quotas.engine import LimitEngine
-from quotas.models import LimitPeriod, RefreshPeriod, SpendBudget, TokenQuota
+from quotas.models import Level, LimitPeriod, RefreshPeriod, SpendBudget, TokenQuota
 from quotas.periods import window_end, window_start
 from quotas.selectors import Used, used_in_window
 from usage import jobs as usage_jobs
@@ -86,6 +89,25 @@ def _enforced_budgets():
 
 
 _OWNER_FIELDS = ("api_key_id", "gateway_id", "resource_group_id", "refresh_period", "created_at")
+
+
+def _groups_of_owners() -> dict[tuple[str, int], int]:
+    """(level, entity id) → resource group id of every owner of a token quota or spend budget
+    (whose counters carry that group's hash tag): three queries, whatever the number of owners."""
+    groups: dict[tuple[str, int], int] = {}
+    key_ids, gateway_ids = set(), set()
+    for limit in chain(TokenQuota.objects.only(*_OWNER_FIELDS), SpendBudget.objects.only(*_OWNER_FIELDS)):
+        if limit.resource_group_id is not None:
+            groups[(str(Level.RESOURCE_GROUP), limit.resource_group_id)] = limit.resource_group_id
+        elif limit.gateway_id is not None:
+            gateway_ids.add(limit.gateway_id)
+        elif limit.api_key_id is not None:
+            key_ids.add(limit.api_key_id)
+    for pk, group_id in Gateway.objects.filter(pk__in=gateway_ids).values_list("pk", "resource_group_id"):
+        groups[(str(Level.GATEWAY), pk)] = group_id
+    for pk, group_id in ApiKey.objects.filter(pk__in=key_ids).values_list("pk", "gateway__resource_group_id"):
+        groups[(str(Level.API_KEY), pk)] = group_id
+    return groups
 
 
 def _owners(*, periodic: bool) -> list[_Owner]:
@@ -246,9 +268,9 @@ def reconcile_counters(now: datetime) -> int:
     _require_aware(now)
     if not settings.REDIS_URL:
         return 0
-    import redis
 
     budgets = {(str(b.level), b.entity_id, b.refresh_period) for b in _enforced_budgets().only(*_OWNER_FIELDS)}
+    groups = _groups_of_owners()
     quotas = {(str(q.level), q.entity_id, q.refresh_period) for q in TokenQuota.objects.only(*_OWNER_FIELDS)}
     targets: list[tuple[str, int]] = []
     for owner in _owners(periodic=False):
@@ -256,20 +278,25 @@ def reconcile_counters(now: datetime) -> int:
         start, end = window_start(owner.refresh_period, now), window_end(owner.refresh_period, now)
         used = used_in_window(level=owner.level, entity_id=owner.entity_id, since=start)
         tag = window_tag(owner.refresh_period, now)
-        if key in quotas:
-            targets.append((counter_name("tokens", owner.level, owner.entity_id, tag), used.tokens))
-        if key in budgets:
-            targets.append((counter_name("spend", owner.level, owner.entity_id, tag), usd_to_units(used.usd)))
+        group_id = groups.get((owner.level, owner.entity_id))
+        if group_id is not None and key in quotas:
+            name = counter_name("tokens", owner.level, owner.entity_id, tag, group_id=group_id)
+            targets.append((name, used.tokens))
+        if group_id is not None and key in budgets:
+            name = counter_name("spend", owner.level, owner.entity_id, tag, group_id=group_id)
+            targets.append((name, usd_to_units(used.usd)))
         if end is not None:
             _write_open(owner, start, end, used)
 
-    client = redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     try:
         raise_to = client.register_script(_RAISE_TO)
         raised = 0
-        for i in range(0, len(targets), RECONCILE_BATCH):
-            batch = targets[i : i + RECONCILE_BATCH]
-            raised += int(raise_to(keys=[name for name, _ in batch], args=[value for _, value in batch]))
+        by_slot = slot_groups([name for name, _ in targets], is_cluster(client))
+        for indexes in by_slot:
+            for i in range(0, len(indexes), RECONCILE_BATCH):
+                batch = [targets[index] for index in indexes[i : i + RECONCILE_BATCH]]
+                raised += int(raise_to(keys=[name for name, _ in batch], args=[value for _, value in batch]))
     finally:
         client.close()
     if raised:

@@ -75,10 +75,14 @@ def _counters_and_database(client: redis.Redis, key, gateway) -> dict[str, tuple
     cost = key_events.aggregate(usd=Sum("cost_usd"))["usd"] or Decimal(0)
     tokens = key_events.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
     gateway_cost = gateway_events.aggregate(usd=Sum("cost_usd"))["usd"] or Decimal(0)
+    group_id = gateway.resource_group_id
     names = {
-        "key spend (hard)": (counter_name("spend", "api_key", key.pk, monthly), usd_to_units(cost)),
-        "key tokens (hard)": (counter_name("tokens", "api_key", key.pk, daily), tokens),
-        "gateway spend (soft)": (counter_name("spend", "gateway", gateway.pk, "life"), usd_to_units(gateway_cost)),
+        "key spend (hard)": (counter_name("spend", "api_key", key.pk, monthly, group_id=group_id), usd_to_units(cost)),
+        "key tokens (hard)": (counter_name("tokens", "api_key", key.pk, daily, group_id=group_id), tokens),
+        "gateway spend (soft)": (
+            counter_name("spend", "gateway", gateway.pk, "life", group_id=group_id),
+            usd_to_units(gateway_cost),
+        ),
     }
     out = {}
     for label, (name, in_database) in names.items():

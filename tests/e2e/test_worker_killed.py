@@ -116,9 +116,13 @@ def test_requests_in_flight_on_a_killed_worker_are_metered_as_interrupted_at_the
     if settings.REDIS_URL:  # the shared counters hold exactly what the usage events say
         now = datetime.now(UTC)
         client = redis.from_url(settings.REDIS_URL)
+        group_id = gateway.resource_group_id
         for name, events in (
-            (counter_name("spend", "api_key", key.pk, window_tag(RefreshPeriod.DAILY, now)), {"api_key": key}),
-            (counter_name("spend", "gateway", gateway.pk, "life"), {"gateway": gateway}),
+            (
+                counter_name("spend", "api_key", key.pk, window_tag(RefreshPeriod.DAILY, now), group_id=group_id),
+                {"api_key": key},
+            ),
+            (counter_name("spend", "gateway", gateway.pk, "life", group_id=group_id), {"gateway": gateway}),
         ):
             spent = UsageEvent.objects.filter(**events).aggregate(usd=Sum("cost_usd"))["usd"]
             assert _wait_for(lambda name=name, spent=spent: int(client.get(name) or 0) == usd_to_units(spent), 5), (

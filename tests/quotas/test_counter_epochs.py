@@ -59,11 +59,13 @@ def api_key():
 
 
 def _rule(api_key, limit_units: int) -> LimitRule:
-    return LimitRule("spend", "api_key", api_key.pk, limit_units, RefreshPeriod.MONTHLY, hard=True)
+    group_id = api_key.gateway.resource_group_id
+    return LimitRule("spend", "api_key", api_key.pk, limit_units, RefreshPeriod.MONTHLY, hard=True, group_id=group_id)
 
 
 def _name(api_key) -> str:
-    return counter_name("spend", "api_key", api_key.pk, window_tag(RefreshPeriod.MONTHLY, datetime.now(UTC)))
+    window = window_tag(RefreshPeriod.MONTHLY, datetime.now(UTC))
+    return counter_name("spend", "api_key", api_key.pk, window, group_id=api_key.gateway.resource_group_id)
 
 
 def _run(redis_server, steps):

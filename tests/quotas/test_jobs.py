@@ -393,7 +393,8 @@ def test_reconciling_raises_a_counter_below_the_usage_events_and_leaves_a_higher
         return
 
     def name(kind, api_key, period=DAILY):
-        return counter_name(kind, "api_key", api_key.pk, window_tag(period, now))
+        group_id = api_key.gateway.resource_group_id
+        return counter_name(kind, "api_key", api_key.pk, window_tag(period, now), group_id=group_id)
 
     db_spend = usd_to_units(Decimal("0.0300000001"))
     redis_client.set(name("spend", behind), db_spend - 12_345)

@@ -16,11 +16,15 @@ from tests.support.live_server import free_port
 class RedisProcess:
     """`redis-server` on 127.0.0.1:`port` with no persistence; `url` is its REDIS_URL. `kill()`
     stops it with SIGKILL (by PID, as a crash does) and `start()` starts a fresh, empty one on the
-    same port."""
+    same port. `arguments`: more command-line options (e.g. `--replicaof 127.0.0.1 6379`, or a
+    cluster node's); `config`: a configuration file to start from (a Sentinel's, with
+    `--sentinel` in `arguments`)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, arguments: tuple[str, ...] = (), config: Path | None = None) -> None:
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.directory = directory
+        self.arguments = arguments
+        self.config = config
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
@@ -31,6 +35,7 @@ class RedisProcess:
         self.process = subprocess.Popen(
             [
                 self.binary,
+                *([str(self.config)] if self.config else []),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -41,6 +46,7 @@ class RedisProcess:
                 "no",
                 "--dir",
                 str(self.directory),
+                *self.arguments,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
