@@ -36,6 +36,11 @@ BODY = {"model": "pricey", "max_tokens": 7, "messages": [{"role": "user", "conte
 PRICES = Prices(input=Decimal(50_000), output=Decimal(50_000))  # USD per million tokens: $0.95 a request
 
 
+def _cost(events) -> Decimal:
+    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
+    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
+
+
 @pytest.fixture
 def redis_cluster(tmp_path):
     cluster = LocalRedisCluster(tmp_path / "cluster")
@@ -79,7 +84,7 @@ def test_hard_limits_hold_on_a_redis_cluster_with_all_of_a_requests_keys_in_one_
     assert served >= 5, outcome  # the bounds of at least this many fit in the budget
     events = UsageEvent.objects.filter(api_key=key, status_code=200)
     wait_until(lambda: events.count() == served, 10, "the usage events were not all written")
-    spent = events.aggregate(usd=Sum("cost_usd"))["usd"]
+    spent = _cost(events)
     tokens = events.aggregate(tokens=Sum("total_tokens"))["tokens"]
     assert spent <= spend_limit and tokens <= token_limit  # overshoot: none
 

@@ -35,6 +35,11 @@ BODY = {"model": "slow-pricey", "max_tokens": 7, "messages": [{"role": "user", "
 PRICES = Prices(input=Decimal("3.25"), output=Decimal("17.5"))  # USD per million tokens
 
 
+def _cost(events) -> Decimal:
+    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
+    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
+
+
 @pytest.fixture
 def redis_server(tmp_path):
     server = RedisProcess(tmp_path)
@@ -72,9 +77,9 @@ def _counters_and_database(client: redis.Redis, key, gateway) -> dict[str, tuple
     monthly, daily = window_tag(RefreshPeriod.MONTHLY, now), window_tag(RefreshPeriod.DAILY, now)
     key_events = UsageEvent.objects.filter(api_key=key)
     gateway_events = UsageEvent.objects.filter(gateway=gateway)
-    cost = key_events.aggregate(usd=Sum("cost_usd"))["usd"] or Decimal(0)
+    cost = _cost(key_events)
     tokens = key_events.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
-    gateway_cost = gateway_events.aggregate(usd=Sum("cost_usd"))["usd"] or Decimal(0)
+    gateway_cost = _cost(gateway_events)
     group_id = gateway.resource_group_id
     names = {
         "key spend (hard)": (counter_name("spend", "api_key", key.pk, monthly, group_id=group_id), usd_to_units(cost)),

@@ -47,6 +47,11 @@ TOKENS_PER_REQUEST = 19
 QUOTA_REQUESTS = 260  # the hard token quota: this many requests' tokens, reached after the failover
 
 
+def _cost(events) -> Decimal:
+    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
+    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
+
+
 @pytest.fixture
 def sentinels(tmp_path):
     setup = LocalSentinels(tmp_path / "sentinel")
@@ -71,9 +76,9 @@ def _counters_and_database(url: str, key, gateway) -> dict[str, tuple[int | None
     now = datetime.now(UTC)
     group_id = gateway.resource_group_id
     key_events = UsageEvent.objects.filter(api_key=key)
-    cost = key_events.aggregate(usd=Sum("cost_usd"))["usd"] or Decimal(0)
+    cost = _cost(key_events)
     tokens = key_events.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
-    gateway_cost = UsageEvent.objects.filter(gateway=gateway).aggregate(usd=Sum("cost_usd"))["usd"] or Decimal(0)
+    gateway_cost = _cost(UsageEvent.objects.filter(gateway=gateway))
     monthly, daily = window_tag(RefreshPeriod.MONTHLY, now), window_tag(RefreshPeriod.DAILY, now)
     names = {
         "key tokens (hard)": (counter_name("tokens", "api_key", key.pk, daily, group_id=group_id), tokens),

@@ -16,7 +16,6 @@ import openai
 import pytest
 import redis
 from django.conf import settings
-from django.db.models import Sum
 from django.utils import timezone
 
 from gateway.pricing import Prices
@@ -34,6 +33,11 @@ from usage.models import UsageEvent
 IN_FLIGHT = 5
 BODY = {"model": "slow", "max_tokens": 20, "messages": [{"role": "user", "content": "Take your time."}]}
 PRICES = Prices(input=Decimal(3), output=Decimal(15))  # USD per million tokens
+
+
+def _cost(events) -> Decimal:
+    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
+    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
 
 
 @pytest.fixture
@@ -124,7 +128,7 @@ def test_requests_in_flight_on_a_killed_worker_are_metered_as_interrupted_at_the
             ),
             (counter_name("spend", "gateway", gateway.pk, "life", group_id=group_id), {"gateway": gateway}),
         ):
-            spent = UsageEvent.objects.filter(**events).aggregate(usd=Sum("cost_usd"))["usd"]
+            spent = _cost(UsageEvent.objects.filter(**events))
             assert _wait_for(lambda name=name, spent=spent: int(client.get(name) or 0) == usd_to_units(spent), 5), (
                 name,
                 client.get(name),
