@@ -21,6 +21,7 @@ from gateway.pricing import Prices
 from gateway.services import model_create, provider_create
 from gateway.setup import gateway_create
 from quotas.counters import counter_name, epoch_key, minute_tag, usd_to_units, window_tag
+from quotas.estimate import prompt_bound
 from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 from tests.conftest import _server_env, _wait_until_server_is_quiet
@@ -31,9 +32,12 @@ from tests.support.redis_topologies import LocalRedisCluster, wait_until
 from usage.models import UsageEvent
 
 # A 12-token prompt, a 7-token answer; the hard limits reserve every prompt byte as a token plus
-# max_tokens, so fewer requests are admitted than the limits' real costs would allow.
+# max_tokens (135 tokens, $6.75), so fewer requests are admitted than the limits' real costs allow.
 BODY = {"model": "pricey", "max_tokens": 7, "messages": [{"role": "user", "content": "Hello there, gateway!"}]}
-PRICES = Prices(input=Decimal(50_000), output=Decimal(50_000))  # USD per million tokens: $0.95 a request
+PRICE = Decimal(50_000)  # USD per million tokens, input and output: $0.95 a request
+PRICES = Prices(input=PRICE, output=PRICE)
+BOUND_TOKENS = prompt_bound(BODY) + 7
+BOUND_USD = BOUND_TOKENS * PRICE / 1_000_000
 
 
 def _cost(events) -> Decimal:
@@ -70,7 +74,10 @@ def test_hard_limits_hold_on_a_redis_cluster_with_all_of_a_requests_keys_in_one_
     model_create(name="pricey", provider=provider, upstream_model="mock/echo", prices=PRICES)
     group = ResourceGroupFactory()
     gateway, key, secret = gateway_create(resource_group=group, name="on-a-cluster")
-    spend_limit, token_limit = Decimal(12), 30 * 19
+    # Five bounds fit in each limit, so at least five are served whenever they arrive; 64 requests
+    # really cost $60.80 and 1,216 tokens, so both limits refuse most of them.
+    spend_limit, token_limit = Decimal(36), 40 * 19
+    floor = min(int(spend_limit / BOUND_USD), token_limit // BOUND_TOKENS)
     spend_budget_create(api_key=key, limit_usd=spend_limit, refresh_period=RefreshPeriod.MONTHLY, mode=LimitMode.HARD)
     token_quota_set(gateway=gateway, limit_tokens=token_limit, refresh_period=RefreshPeriod.DAILY, mode=LimitMode.HARD)
     spend_budget_create(resource_group=group, limit_usd=Decimal(1_000))
@@ -81,7 +88,7 @@ def test_hard_limits_hold_on_a_redis_cluster_with_all_of_a_requests_keys_in_one_
     outcome = Counter((status, code) for status, code, _ in results)
     served = outcome[(200, "")]
     assert served + outcome[(429, "budget_exceeded")] + outcome[(429, "token_quota_exceeded")] == 64, outcome
-    assert served >= 5, outcome  # the bounds of at least this many fit in the budget
+    assert floor == 5 and served >= floor, outcome  # as many as their bounds fit, at least
     events = UsageEvent.objects.filter(api_key=key, status_code=200)
     wait_until(lambda: events.count() == served, 10, "the usage events were not all written")
     spent = _cost(events)
