@@ -25,12 +25,11 @@ from core.client_address import scope_client_address
 from core.db import unreachable
 from core.redis import REDIS_ERRORS
 from dataplane.errors import ProxyError, internal_error, invalid_api_key, invalid_request, service_unavailable
-from dataplane.providers.base import UpstreamError, UpstreamResponse, UpstreamStream
+from dataplane.providers.base import ProviderClient, UpstreamError, UpstreamResponse, UpstreamStream
 from dataplane.providers.mock import MockClient
 from dataplane.providers.openai import OpenAICompatibleClient
 from dataplane.registry import KeyContext, ModelRoute, Registry
 from dataplane.throttle import InvalidKeyThrottle
-from dataplane.usage import usage_from_openai
 from dataplane.validation import check_chat_body
 from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKeyStatus, SuspendedReason
@@ -143,11 +142,7 @@ class ProxyApp:
         # Counters that Redis can lose count each stored usage event their rebuild missed.
         self.recorder = UsageRecorder(after_write=None if counters.durable else self.limits.after_write)
         self.refusals = RefusalLog(self.recorder.record, per_minute=settings.AIGW_REFUSAL_EVENTS_PER_MINUTE)
-        self.openai_client = OpenAICompatibleClient()
-        self.clients: dict[str, MockClient | OpenAICompatibleClient] = {
-            "mock": MockClient(),
-            "openai": self.openai_client,
-        }
+        self.clients: dict[str, ProviderClient] = {"mock": MockClient(), "openai": OpenAICompatibleClient()}
         self._last_used_written: dict[int, float] = {}
         self._background: set[asyncio.Task] = set()
 
@@ -155,7 +150,8 @@ class ProxyApp:
         """Write queued usage events and close upstream and Redis connections."""
         self.refusals.close()
         await self.recorder.close()
-        await self.openai_client.close()
+        for client in self.clients.values():
+            await client.close()
         await self.throttle.close()
         close = getattr(self.limits.counters, "close", None)
         if close is not None:
@@ -433,15 +429,16 @@ class ProxyApp:
             request_id,
             {"event": meter.event, "charge": charge, "limits": limits, "lease_until": now + self.intent_lease},
         )
+        client = self.clients[route.provider_kind]
         try:
-            answer = await self.clients[route.provider_kind].chat(route, upstream_body, stream)
+            answer = await client.chat(route, upstream_body, stream)
         except UpstreamError as error:
             raise self._forward_failed(meter, error) from None
 
         if isinstance(answer, UpstreamResponse):
-            await self._answer_whole(send, answer, meter, base_headers)
+            await self._answer_whole(send, answer, meter, base_headers, client)
         else:
-            await self._answer_stream(receive, send, answer, meter, base_headers, usage_hidden)
+            await self._answer_stream(receive, send, answer, meter, base_headers, usage_hidden, client)
 
     def _forward_failed(self, meter: _Meter, error: UpstreamError) -> ProxyError:
         """Meter a request the provider did not answer (502, or 504 on a timeout) and give the
@@ -450,7 +447,9 @@ class ProxyApp:
         self._finish(meter, None, status, error_code=code)
         return ProxyError(status, code, str(error), type="upstream_error")
 
-    async def _answer_whole(self, send, answer: UpstreamResponse, meter: _Meter, base_headers) -> None:
+    async def _answer_whole(
+        self, send, answer: UpstreamResponse, meter: _Meter, base_headers, client: ProviderClient
+    ) -> None:
         meter.event["upstream_request_id"] = answer.upstream_request_id[:200]
         if answer.status >= 300:
             status, code = _upstream_failure_status(answer.status)
@@ -461,7 +460,7 @@ class ProxyApp:
                 return
             raise ProxyError(status, code, f"The provider answered with HTTP {answer.status}.", type="upstream_error")
         try:
-            usage = usage_from_openai(orjson.loads(answer.body).get("usage"))
+            usage = client.usage(orjson.loads(answer.body).get("usage"))
         except (orjson.JSONDecodeError, AttributeError):
             self._finish(meter, None, 502, error_code="upstream_error")
             raise ProxyError(
@@ -472,7 +471,14 @@ class ProxyApp:
         await _send_bytes(send, 200, answer.body, headers)
 
     async def _answer_stream(
-        self, receive, send, answer: UpstreamStream, meter: _Meter, base_headers, usage_hidden: bool
+        self,
+        receive,
+        send,
+        answer: UpstreamStream,
+        meter: _Meter,
+        base_headers,
+        usage_hidden: bool,
+        client: ProviderClient,
     ) -> None:
         """Relay an SSE answer event by event as it arrives (until the client goes away; the
         upstream is read to its end regardless, for its usage), then settle and meter it. The
@@ -497,7 +503,7 @@ class ProxyApp:
                         if first_token_at is None:
                             first_token_at = time.perf_counter()
                         if b'"usage"' in data:
-                            usage, forward = _usage_report(data, usage, usage_hidden)
+                            usage, forward = _usage_report(data, usage, usage_hidden, client)
                     if forward and not disconnect.happened:
                         await send({"type": "http.response.body", "body": raw_event, "more_body": True})
             if buffer.strip() and not disconnect.happened:  # an unterminated last event
@@ -693,7 +699,9 @@ def _stream_start(base_headers) -> dict:
     }
 
 
-def _usage_report(data: bytes, usage: TokenUsage | None, usage_hidden: bool) -> tuple[TokenUsage | None, bool]:
+def _usage_report(
+    data: bytes, usage: TokenUsage | None, usage_hidden: bool, client: ProviderClient
+) -> tuple[TokenUsage | None, bool]:
     """For an SSE payload that mentions "usage": the usage it reports (else `usage`, unchanged),
     and whether to pass the event on (not our own usage chunk, one without choices)."""
     try:
@@ -701,7 +709,7 @@ def _usage_report(data: bytes, usage: TokenUsage | None, usage_hidden: bool) -> 
     except orjson.JSONDecodeError:
         return usage, True
     if isinstance(parsed, dict) and parsed.get("usage"):
-        return usage_from_openai(parsed["usage"]), not (usage_hidden and not parsed.get("choices"))
+        return client.usage(parsed["usage"]), not (usage_hidden and not parsed.get("choices"))
     return usage, True
 
 

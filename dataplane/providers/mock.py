@@ -21,6 +21,8 @@ import orjson
 
 from dataplane.providers.base import UpstreamResponse, UpstreamStream
 from dataplane.registry import ModelRoute
+from dataplane.usage import usage_from_openai
+from gateway.pricing import TokenUsage
 from quotas.estimate import decode_one, encode, message_text, prompt_tokens
 
 _LARGE_TEXT = (
@@ -60,7 +62,15 @@ def _usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict:
 
 
 class MockClient:
-    """Answers chat completions in-process, as an OpenAI-compatible upstream would."""
+    """Answers chat completions in-process, as an OpenAI-compatible upstream would (a
+    `dataplane.providers.base.ProviderClient`)."""
+
+    def usage(self, payload: object) -> TokenUsage:
+        """The mock reports OpenAI's `usage` shape (`dataplane.usage.usage_from_openai`)."""
+        return usage_from_openai(payload if isinstance(payload, dict) else None)
+
+    async def close(self) -> None:
+        return None
 
     async def chat(self, route: ModelRoute, body: dict, stream: bool) -> UpstreamResponse | UpstreamStream:
         pieces, finish, prompt, cached, reasoning = _answer(route, body)
