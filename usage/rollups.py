@@ -121,13 +121,43 @@ def mark_dirty(created_at: Iterable[datetime]) -> None:
 
 
 def insert_events(events: list[UsageEvent]) -> int:
-    """Insert usage events (one `bulk_create`; an event whose request id is already stored is
-    skipped) and mark their hours dirty, in one transaction. The only way events are written.
+    """Insert usage events (an event whose request id is already stored is skipped) and mark
+    their hours dirty, in one transaction. The only way events are written. On PostgreSQL the
+    batch is copied (`_copy_events`), elsewhere it is one `bulk_create`.
     Returns the usage-write generation the transaction committed at (`UsageWriteGate`)."""
     with transaction.atomic():
-        UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
+        if connection.vendor == "postgresql" and len(events) > 1:
+            _copy_events(events)
+        else:
+            UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
         mark_dirty(event.created_at for event in events)
         return write_generation()
+
+
+_EVENT_TABLE = UsageEvent._meta.db_table
+_BATCH_TABLE = "usage_event_batch"  # a temporary table per connection, emptied at each commit
+_COPIED = [field for field in UsageEvent._meta.concrete_fields if not field.primary_key]
+_COLUMNS = ", ".join(connection.ops.quote_name(field.column) for field in _COPIED)
+
+
+def _copy_events(events: list[UsageEvent]) -> None:
+    """PostgreSQL: COPY the events into a temporary table, then move them into the events table
+    with INSERT … ON CONFLICT DO NOTHING (COPY itself cannot skip a stored request id). About a
+    tenth of `bulk_create`'s CPU time per event (docs/performance.md, 2026-12-04)."""
+    attnames = [field.attname for field in _COPIED]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} ON COMMIT DELETE ROWS "  # noqa: S608 - our names
+            f"AS SELECT {_COLUMNS} FROM {_EVENT_TABLE} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY {_BATCH_TABLE} ({_COLUMNS}) FROM STDIN") as copy:  # noqa: S608
+            for event in events:
+                copy.write_row([getattr(event, name) for name in attnames])
+        cursor.execute(
+            f"INSERT INTO {_EVENT_TABLE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_BATCH_TABLE} "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+        cursor.execute(f"DELETE FROM {_BATCH_TABLE}")  # noqa: S608 - inside an outer transaction too
 
 
 _GATE_TABLE = UsageWriteGate._meta.db_table
