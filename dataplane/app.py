@@ -37,7 +37,7 @@ from keys.services import api_key_mark_used
 from keys.tokens import hash_secret
 from quotas import estimate as estimating
 from quotas.counters import RedisCounters, make_counters, units_to_usd
-from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded, LimitRule
+from quotas.engine import MINUTE, Admission, Estimate, LimitEngine, LimitExceeded, LimitRule, StaleConfig
 from quotas.models import Level
 from quotas.periods import window_end, window_start
 from usage.recorder import UsageRecorder
@@ -137,6 +137,8 @@ class ProxyApp:
             self.registry = Registry(counters.read_versions)
         else:
             self.registry = Registry()
+        # On one Redis server a warm key's versions are read with its limit check (`_admit`).
+        self.one_round_trip = isinstance(counters, RedisCounters) and counters.one_server
         self.throttle = InvalidKeyThrottle.from_settings()
         self.limits = LimitEngine(counters)
         # Counters that Redis can lose count each stored usage event their rebuild missed.
@@ -261,6 +263,21 @@ class ProxyApp:
             raise invalid_api_key()
         self.throttle.remember_valid(hashed_secret)
         scope[SEEN].key = key
+        self._check_key(key, now)
+        return key
+
+    def _cached_key(self, scope) -> tuple[KeyContext, list[str], tuple] | None:
+        """The request's key as this process has it cached, if it has limits to check in Redis
+        anyway (see `Registry.cached`); None otherwise (then `_authenticate` asks)."""
+        secret = _secret_from(scope)
+        if not secret:
+            return None
+        hit = self.registry.cached(hash_secret(secret))
+        return hit if hit is not None and hit[0].limits else None
+
+    def _check_key(self, key: KeyContext, now: datetime) -> None:
+        """Refuse a key that may not be used now: revoked or expired (401), its gateway disabled
+        or the key suspended by an admin (403)."""
         if key.status == ApiKeyStatus.REVOKED:
             raise ProxyError(401, "key_revoked", "This API key has been revoked.", type="authentication_error")
         if key.status == ApiKeyStatus.EXPIRED or (key.expires_at is not None and key.expires_at <= now):
@@ -277,7 +294,6 @@ class ProxyApp:
                 403, "key_suspended", "This API key has been suspended by an admin.", type="permission_error"
             )
         self._touch(key.key_id)
-        return key
 
     def _touch(self, key_id: int) -> None:
         now = time.monotonic()
@@ -396,25 +412,17 @@ class ProxyApp:
     async def _chat(self, scope, receive, send, request_id: str, base_headers) -> None:
         """POST /v1/chat/completions. The steps, in order: authenticate the key, read and check
         the body, resolve the model, estimate the request (only when a limit needs it), admit it
-        against the limits, forward it upstream, then answer whole or relay the stream, and
-        settle and meter it (`_finish`). The request's intent is written before it is forwarded,
-        so that it is metered even if this process dies. The awaits are these and no more."""
+        against the limits (`_admit`), forward it upstream, then answer whole or relay the stream,
+        and settle and meter it (`_finish`). The request's intent is written before it is
+        forwarded, so that it is metered even if this process dies. The awaits are these and no
+        more."""
         started = time.perf_counter()
         now = _now()
-        key = await self._authenticate(scope, now)
-        body = await self._read_json(receive)
         seen: _Seen = scope[SEEN]
-        if isinstance(body.get("model"), str):
-            seen.model = body["model"]
-        seen.stream = stream = body.get("stream") is True
-        route = await self._route(key, body.get("model"))
-        messages = check_chat_body(body)
-        estimate = _estimate(key, body, messages, route)
-        try:
-            admission = await self.limits.admit(key, key.limits, now, estimate)
-        except LimitExceeded as exceeded:
-            raise _over_limit(exceeded) from None
+        key, body, route, estimate, admission = await self._admit(scope, receive, now, seen)
+        stream = seen.stream
         base_headers = base_headers + [(k.encode(), v.encode()) for k, v in admission.rate_limit_headers().items()]
+
         output_cap = estimating.max_output_tokens(body, route.max_output_tokens) if key.has_hard_limit else None
         upstream_body, usage_hidden = _upstream_body(body, route, stream, output_cap)
         meter = _Meter(
@@ -439,6 +447,70 @@ class ProxyApp:
             await self._answer_whole(send, answer, meter, base_headers, client)
         else:
             await self._answer_stream(receive, send, answer, meter, base_headers, usage_hidden, client)
+
+    async def _admit(self, scope, receive, now: datetime, seen: _Seen):
+        """Authenticate, read and check the body, route and admit the request. Returns (key,
+        body, route, estimate, admission).
+
+        A warm key with limits costs one Redis round trip here: its cached snapshot is checked
+        and admitted while the same round trip reads its group's and the catalog's versions
+        (`Registry.cached`, `LimitEngine.admit(versions=…)`). If either changed since it was
+        cached, or the cached snapshot refuses the request, the admission is given back and the
+        request is taken again from the start with what the database holds now: a change holds
+        from the next request (SPEC §3), and nothing is counted twice.
+
+        Raises:
+            ProxyError: the request is refused (401, 403, 404, 400, 413, 429)."""
+        body_read: list = []  # the body once read (the client sends it once), or the error reading it
+        hit = self._cached_key(scope) if self.one_round_trip else None
+        if hit is not None:
+            key, names, expected = hit
+            try:
+                self._check_key(key, now)
+                body, route, estimate = await self._request(receive, key, seen, body_read)
+                return (
+                    key,
+                    body,
+                    route,
+                    estimate,
+                    await self.limits.admit(key, key.limits, now, estimate, versions=(names, expected)),
+                )
+            except LimitExceeded as exceeded:  # by limits that are current: the versions were read with them
+                seen.key = key
+                raise _over_limit(exceeded) from None
+            except (ProxyError, StaleConfig):
+                pass  # changed, or refused by what this process had cached: taken again as it is now
+        key = await self._authenticate(scope, now)
+        body, route, estimate = await self._request(receive, key, seen, body_read)
+        try:
+            admission = await self.limits.admit(key, key.limits, now, estimate)
+        except LimitExceeded as exceeded:
+            raise _over_limit(exceeded) from None
+        return key, body, route, estimate, admission
+
+    async def _request(
+        self, receive, key: KeyContext, seen: _Seen, body_read: list
+    ) -> tuple[dict, ModelRoute, Estimate]:
+        """Read (once: kept in `body_read`) and check the body, resolve its model for `key` and
+        estimate it. Returns (body, route, estimate).
+
+        Raises:
+            ProxyError: a bad body (400, 413), an unknown model (404), or a file part under a
+                hard limit (400)."""
+        if not body_read:
+            try:
+                body_read.append(await self._read_json(receive))
+            except ProxyError as error:
+                body_read.append(error)
+        if isinstance(body_read[0], ProxyError):
+            raise body_read[0]
+        body = body_read[0]
+        if isinstance(body.get("model"), str):
+            seen.model = body["model"]
+        seen.stream = body.get("stream") is True
+        route = await self._route(key, body.get("model"))
+        messages = check_chat_body(body)
+        return body, route, _estimate(key, body, messages, route)
 
     def _forward_failed(self, meter: _Meter, error: UpstreamError) -> ProxyError:
         """Meter a request the provider did not answer (502, or 504 on a timeout) and give the

@@ -266,6 +266,18 @@ class Registry:
 
         return await self._once(("key", hashed_secret, group_version), load)
 
+    def cached(self, hashed_secret: str) -> tuple[KeyContext, list[str], tuple[Hashable, Hashable]] | None:
+        """The key with this hashed secret as this process last loaded it, without asking if it
+        is current, with the names of the versions that say so (its group's and the catalog's)
+        and the versions it and the model map were loaded under; None when either is not loaded.
+        A caller reads those versions in the round trip it makes anyway (the limit check,
+        `LimitEngine.admit(versions=…)`) and, if they differ, asks `key()`."""
+        entry = self._keys.get(hashed_secret)
+        group_id = self._group_of.get(hashed_secret)
+        if entry is None or entry[0] is None or group_id is None or self._routes is None:
+            return None
+        return entry[0], [group_version_name(group_id), catalog_version_name()], (entry[1], self._routes[1])
+
     def _store_key(self, hashed_secret: str, key: KeyContext | None, group_version: Hashable) -> None:
         if len(self._keys) >= MAX_ENTRIES and hashed_secret not in self._keys:
             self._keys.clear()

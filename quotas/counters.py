@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from core.redis import async_client, hash_tag, is_cluster
 from quotas.periods import window_start
@@ -109,6 +110,7 @@ class Reservation:
     value: int = 0
     missing: bool = False
     epochs: tuple[str, ...] = ()
+    versions: tuple[tuple[bytes, bytes], ...] | None = None  # read before it, if asked (`read_versions`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,10 @@ class Counters(Protocol):
 
     durable: bool
 
-    async def check_and_reserve(self, checks: list[CounterCheck]) -> Reservation: ...
+    async def check_and_reserve(self, checks: list[CounterCheck], versions: list[str] | None = None) -> Reservation:
+        """Check and reserve `checks` in one step; with `versions` (config-version names), read
+        them just before, in the same round trip where the store allows it."""
+        ...
 
     async def seed_counter(self, name: str, value: int, ttl_seconds: int | None, generation: int) -> str: ...
 
@@ -173,7 +178,7 @@ class LocalCounters:
     def __init__(self) -> None:
         self._values: dict[str, int] = {}
 
-    async def check_and_reserve(self, checks: list[CounterCheck]) -> Reservation:
+    async def check_and_reserve(self, checks: list[CounterCheck], versions: list[str] | None = None) -> Reservation:
         values = []
         for index, check in enumerate(checks):
             value = self._values.get(check.name)
@@ -482,16 +487,59 @@ class RedisCounters:
             keys += [name, epoch_key(name)]
         return keys
 
-    async def check_and_reserve(self, checks: list[CounterCheck]) -> Reservation:
+    @property
+    def one_server(self) -> bool:
+        """Whether every key is on one server (not a Cluster): a command may touch any of them."""
+        return not self._cluster
+
+    async def check_and_reserve(self, checks: list[CounterCheck], versions: list[str] | None = None) -> Reservation:
+        """See `Counters.check_and_reserve`. With `versions` on one server, the versions script
+        and the reservation go in one pipeline (one round trip; Redis runs them in that order);
+        on a Cluster the versions are read first (`read_versions`)."""
         args: list[int | str] = [self._new_epoch()]
         for check in checks:
             args += [check.limit, check.amount, int(check.strict), int(check.seedable), check.ttl_seconds or 0]
-        status, index, value, *rest = await self._check_and_reserve(keys=self._keys(c.name for c in checks), args=args)
+        keys = self._keys(c.name for c in checks)
+        read: tuple[tuple[bytes, bytes], ...] | None = None
+        if versions is None:
+            raw = await self._check_and_reserve(keys=keys, args=args)
+        elif self._cluster:
+            read = tuple(await self.read_versions(versions))
+            raw = await self._check_and_reserve(keys=keys, args=args)
+        else:
+            (server, *found), raw = await self._versions_then(self._check_and_reserve, versions, keys, args)
+            read = tuple((value, server) for value in found)
+        status, index, value, *rest = raw
         if status == 1:
             values = tuple(int(v) for v in rest[0::2])
             epochs = tuple(e.decode() if isinstance(e, bytes) else str(e) for e in rest[1::2])
-            return Reservation(ok=True, values=values, epochs=epochs)
-        return Reservation(ok=False, failed=int(index) - 1, value=int(value), missing=status == -1)
+            return Reservation(ok=True, values=values, epochs=epochs, versions=read)
+        return Reservation(ok=False, failed=int(index) - 1, value=int(value), missing=status == -1, versions=read)
+
+    async def _versions_then(self, script, versions: list[str], keys: list[str], args: list) -> tuple[list, list]:
+        """Run the versions script on `versions`, then `script` on `keys` and `args`, in one
+        pipeline (no MULTI: Redis runs a connection's commands in order). A script Redis does not
+        know (restarted, flushed) is loaded and the pipeline sent again.
+
+        Raises:
+            redis.exceptions.RedisError: what either script raised."""
+        starts = [secrets.randbits(62) for _ in versions]
+        for attempt in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._versions.sha, len(versions), *versions, *starts)
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                first, second = await pipe.execute(raise_on_error=False)
+            unknown = [isinstance(r, NoScriptError) for r in (first, second)]
+            if attempt == 0 and any(unknown):
+                for missing, loaded in zip(unknown, (self._versions, script), strict=True):
+                    if missing:
+                        await self._redis.script_load(loaded.script)
+                continue
+            for result in (first, second):
+                if isinstance(result, Exception):
+                    raise result
+            return first, second
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def read_versions(self, names: list[str]) -> list[tuple[bytes, bytes]]:
         """The config versions `names` (`core.freshness`), each as (value, replication id of the

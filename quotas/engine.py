@@ -111,6 +111,11 @@ class Estimate:
         return cls(prompt_tokens, prompt_bound + output_bound, math.ceil(worst * 10**10), prompt_bound)
 
 
+class StaleConfig(Exception):
+    """The key or catalog snapshot a request was admitted with has changed since it was
+    cached: nothing is reserved; take the request again with what the database holds now."""
+
+
 class LimitExceeded(Exception):
     """A limit rejects the request: `code` is the SPEC §4 error code, `type` OpenAI's error type,
     `retry_after` seconds for rate limits (None otherwise)."""
@@ -226,18 +231,44 @@ class LimitEngine:
             ttl_seconds=_ttl_seconds(rule.period, now),
         )
 
-    async def admit(self, key, rules: tuple[LimitRule, ...], now: datetime, estimate: Estimate) -> Admission:
+    async def admit(
+        self,
+        key,
+        rules: tuple[LimitRule, ...],
+        now: datetime,
+        estimate: Estimate,
+        versions: tuple[list[str], tuple] | None = None,
+    ) -> Admission:
         """Check every rule of `key` at `now` (aware UTC) and reserve what the request may use.
 
+        `versions`: (config-version names, the values `key` and `rules` were loaded under), for
+        a snapshot not yet known to be current (`dataplane.registry.Registry.cached`): the
+        versions are read in the same round trip as the check, just before it; if they differ,
+        whatever was reserved is given back and nothing else happens.
+
         Raises:
+            StaleConfig: `versions` differ from what Redis holds now.
             LimitExceeded: with `token_quota_exceeded` / `budget_exceeded` (type
                 `insufficient_quota`) or `rate_limit_exceeded` (with `retry_after`).
         """
         if not rules:
             return Admission(key_id=key.key_id, now=now)
         checks = [self._check(rule, now, estimate) for rule in rules]
-        for _ in range(len(checks) + 1):
-            result = await self.counters.check_and_reserve(checks)
+        for attempt in range(len(checks) + 1):
+            result = await self.counters.check_and_reserve(checks, versions[0] if versions and not attempt else None)
+            if versions and not attempt and result.versions != versions[1]:
+                if result.ok:
+                    await self.release(
+                        Admission(
+                            key.key_id,
+                            now,
+                            rules,
+                            tuple(c.name for c in checks),
+                            tuple(c.amount for c in checks),
+                            epochs=list(result.epochs),
+                        )
+                    )
+                raise StaleConfig()
             if not result.missing:
                 break
             await self._seed(rules[result.failed], checks[result.failed], now)
@@ -288,6 +319,31 @@ class LimitEngine:
             out.append(value or 0)
         return out
 
+    def _drop_holds(self, admission: Admission) -> None:
+        for name in admission.names:
+            holds = self._holds.get(name)
+            if holds is not None:
+                holds.pop(id(admission), None)
+                if not holds:
+                    del self._holds[name]
+
+    async def release(self, admission: Admission) -> None:
+        """Give back everything `admission` reserved, its RPM request included, from the counter
+        epochs that took it, as if it had never been admitted: for a request that is not sent
+        (admitted under config that had changed, and taken again under the new one). Redis
+        unreachable: logged; the counters then hold too much, never too little."""
+        items = [
+            Settle(name, epoch, -reserved, 0)
+            for name, reserved, epoch in zip(admission.names, admission.reserved, admission.epochs, strict=True)
+            if reserved
+        ]
+        if not items:
+            return
+        try:
+            await self.counters.settle(items)
+        except REDIS_ERRORS as exc:
+            log.warning("giving back %s in Redis failed: %s", admission.names, exc)
+
     async def settle(self, admission: Admission, usage: TokenUsage, cost_usd: Decimal) -> list[Written]:
         """Replace the reservations with the real `usage` and `cost_usd`; a failed request
         (zero usage) releases them. A reservation is subtracted only from the counter epoch that
@@ -301,12 +357,7 @@ class LimitEngine:
         `after_write`; one that survived keeps the reservation. Never raises for Redis."""
         if not admission.rules:
             return []
-        for name in admission.names:
-            holds = self._holds.get(name)
-            if holds is not None:
-                holds.pop(id(admission), None)
-                if not holds:
-                    del self._holds[name]
+        self._drop_holds(admission)
         items: list[tuple[int, Settle]] = []
         written: dict[int, Written] = {}
         for index, (rule, name, reserved) in enumerate(

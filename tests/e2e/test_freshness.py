@@ -6,6 +6,7 @@ kernel), with no wait: every one of them must see the change. And a warm key cos
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from gateway.services import gateway_update, mock_provider_ensure, model_create,
 from gateway.setup import gateway_create
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_revoke, api_key_rotate
+from quotas.models import LimitMode
 from quotas.services import rate_limit_set, token_quota_set
 from tests.conftest import wait_for_usage_event
 from tests.factories import ResourceGroupFactory
@@ -131,6 +133,41 @@ def test_a_new_model_a_disabled_one_and_a_new_price_hold_on_the_next_request(clu
     model_update(model=model, enabled=False)
     assert _statuses(cluster, secret, body) == [404] * ROUNDS
     assert Model.objects.filter(name="fresh", enabled=False).exists()
+
+
+def test_a_warm_key_with_limits_sees_a_change_at_once_and_each_request_is_counted_once(cluster, warm):
+    """A warm key with limits is checked against the limits this worker has cached while the
+    same Redis round trip reads its versions; when they turn out changed, that admission is
+    given back and the request taken again as things are now: the change holds, and every
+    request is in its RPM and token-quota counters exactly once."""
+    gateway, api_key, secret = warm  # 12 requests, 228 tokens, before it had limits
+    provider = provider_create(name="priced-mock", kind="mock")
+    model = model_create(
+        name="priced", provider=provider, upstream_model="mock/echo", prices=Prices(input=Decimal(1), output=Decimal(1))
+    )
+    body = {**CHAT, "model": "priced"}
+    if datetime.now(UTC).second >= 50:  # the RPM counter is per UTC minute: all of it in one
+        time.sleep(61 - datetime.now(UTC).second)
+    rate_limit_set(api_key=api_key, tokens_per_minute=None, requests_per_minute=100_000)
+    token_quota_set(api_key=api_key, limit_tokens=10**9, mode=LimitMode.HARD)  # reserves each bound
+    assert _statuses(cluster, secret, body) == [200] * ROUNDS  # every worker caches it, with limits
+
+    model_update(model=model, input_price_per_mtok=Decimal(1_000_000), output_price_per_mtok=Decimal(1_000_000))
+    costs = {wait_for_usage_event(_post(cluster, secret, body).headers["x-request-id"]).cost_usd for _ in range(ROUNDS)}
+    assert costs == {Decimal(19)}  # the new price from the first request on: 19 tokens at $1 each
+    rate_limit_set(api_key=api_key, tokens_per_minute=None, requests_per_minute=3 * ROUNDS)
+    answers = [_post(cluster, secret, body) for _ in range(ROUNDS)]
+    assert [answer.status_code for answer in answers] == [200] * ROUNDS  # the 36th of the minute fits
+    assert _post(cluster, secret, body).status_code == 429  # the 37th does not
+
+    report = {limit["type"]: limit for limit in _get(cluster, "/key", secret).json()["limits"]}
+    assert report["rpm"]["used"] == 3 * ROUNDS  # never counted twice, though 3 workers re-admitted
+    for answer in answers:  # stored once settled
+        wait_for_usage_event(answer.headers["x-request-id"])
+    report = {limit["type"]: limit for limit in _get(cluster, "/key", secret).json()["limits"]}
+    events = ApiKey.objects.get(pk=api_key.pk).usage_events.filter(status_code=200)
+    assert report["token_quota"]["used"] == sum(events.values_list("total_tokens", flat=True)) == 48 * 19
+    # every bound reserved was given back or settled to the real usage
 
 
 @pytest.mark.django_db(transaction=True)
