@@ -239,6 +239,15 @@ AIGW_UPSTREAM_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_TIMEOUT_SECONDS", defau
 # each); past that they wait only in its spool file and are read back from it.
 AIGW_USAGE_MAX_QUEUED_EVENTS = env.int("AIGW_USAGE_MAX_QUEUED_EVENTS", default=20_000)
 AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("AIGW_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=10.0)
+# How TPM estimates a prompt before it is forwarded (corrected with the real usage after):
+# "o200k" counts it with OpenAI's tokenizer (about 70-140 MB per process, loaded when a key with
+# a TPM limit first sends); "characters" guesses from its length as OpenAI's own rate limiter does
+# (ASCII characters / 4, one token per other character), with no tokenizer in memory.
+AIGW_TPM_ESTIMATE = env.str("AIGW_TPM_ESTIMATE", default="o200k")
+if AIGW_TPM_ESTIMATE not in ("o200k", "characters"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"AIGW_TPM_ESTIMATE must be o200k or characters, not {AIGW_TPM_ESTIMATE!r}")
 # A client address that sends more than this many requests with an unknown or missing API key
 # within the window (seconds, from its first such request) gets 429 until the window ends.
 AIGW_INVALID_KEY_LIMIT = env.int("AIGW_INVALID_KEY_LIMIT", default=20)

@@ -129,6 +129,7 @@ class ProxyApp:
         from django.conf import settings
 
         self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
+        self.tpm_estimate = settings.AIGW_TPM_ESTIMATE  # "o200k" or "characters"
         # An intent's lease: by then its request has ended, whatever the upstream did.
         self.intent_lease = timedelta(seconds=settings.AIGW_UPSTREAM_TIMEOUT_SECONDS + 60)
         counters = make_counters()
@@ -510,7 +511,7 @@ class ProxyApp:
         seen.stream = body.get("stream") is True
         route = await self._route(key, body.get("model"))
         messages = check_chat_body(body)
-        return body, route, _estimate(key, body, messages, route)
+        return body, route, _estimate(key, body, messages, route, self.tpm_estimate)
 
     def _forward_failed(self, meter: _Meter, error: UpstreamError) -> ProxyError:
         """Meter a request the provider did not answer (502, or 504 on a timeout) and give the
@@ -694,9 +695,9 @@ def _upstream_failure(error: UpstreamError) -> tuple[int, str]:
     return (504 if error.timeout else 502), _code(error)
 
 
-def _estimate(key: KeyContext, body: dict, messages: list, route: ModelRoute) -> Estimate:
+def _estimate(key: KeyContext, body: dict, messages: list, route: ModelRoute, by: str) -> Estimate:
     """What the request may use (tokens, and USD at the route's prices), for the limits that
-    must admit it before it runs: the prompt estimate for TPM, and for hard limits the bound
+    must admit it before it runs: the prompt estimate for TPM (`by`: AIGW_TPM_ESTIMATE), and for hard limits the bound
     (`quotas.estimate.prompt_bound` + `output_bound`); zero when none of the key's limits needs one.
 
     Raises:
@@ -711,7 +712,7 @@ def _estimate(key: KeyContext, body: dict, messages: list, route: ModelRoute) ->
         except estimating.Unbounded as unbounded:
             raise ProxyError(400, "unsupported_for_hard_limits", str(unbounded), param=unbounded.param) from None
         output_bound = estimating.output_bound(body, route.max_output_tokens)
-    return Estimate.of(estimating.prompt_tokens(messages), prompt_bound, output_bound, route.prices)
+    return Estimate.of(estimating.prompt_tokens(messages, by), prompt_bound, output_bound, route.prices)
 
 
 def _over_limit(exceeded: LimitExceeded) -> ProxyError:
