@@ -33,7 +33,7 @@ from dataplane.throttle import InvalidKeyThrottle
 from dataplane.validation import check_chat_body
 from gateway.pricing import Prices, TokenUsage
 from keys.models import ApiKeyStatus, SuspendedReason
-from keys.services import api_key_mark_used
+from keys.services import api_keys_mark_used
 from keys.tokens import hash_secret
 from quotas import estimate as estimating
 from quotas.counters import RedisCounters, make_counters, units_to_usd
@@ -46,6 +46,7 @@ from usage.refusals import RefusalLog
 log = logging.getLogger(__name__)
 
 LAST_USED_WRITE_INTERVAL = 60.0  # seconds; `ApiKey.last_used_at` is written at most this often
+LAST_USED_FLUSH_SECONDS = 1.0  # the keys first used within this long are written in one UPDATE
 
 
 def _now() -> datetime:
@@ -146,7 +147,8 @@ class ProxyApp:
         self.recorder = UsageRecorder(after_write=None if counters.durable else self.limits.after_write)
         self.refusals = RefusalLog(self.recorder.record, per_minute=settings.AIGW_REFUSAL_EVENTS_PER_MINUTE)
         self.clients: dict[str, ProviderClient] = {"mock": MockClient(), "openai": OpenAICompatibleClient()}
-        self._last_used_written: dict[int, float] = {}
+        self._last_used_written: dict[int, float] = {}  # key id -> monotonic time it was noted
+        self._used: list[int] = []  # key ids whose last use is written in the next batch
         self._background: set[asyncio.Task] = set()
 
     async def close(self) -> None:
@@ -297,15 +299,28 @@ class ProxyApp:
         self._touch(key.key_id)
 
     def _touch(self, key_id: int) -> None:
+        """Note that the key was used: `last_used_at` is written at most once a
+        LAST_USED_WRITE_INTERVAL per key, for every key noted within LAST_USED_FLUSH_SECONDS in one
+        UPDATE (with 50,000 busy keys, one statement a second, not 800)."""
         now = time.monotonic()
         if now - self._last_used_written.get(key_id, -LAST_USED_WRITE_INTERVAL) < LAST_USED_WRITE_INTERVAL:
             return
+        if len(self._last_used_written) >= 100_000:
+            self._last_used_written.clear()
         self._last_used_written[key_id] = now
-        task = asyncio.get_running_loop().create_task(
-            sync_to_async(api_key_mark_used, thread_sensitive=True)(api_key_id=key_id, at=_now())
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._used.append(key_id)
+        if len(self._used) == 1:
+            task = asyncio.get_running_loop().create_task(self._write_used())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _write_used(self) -> None:
+        await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
+        used, self._used = self._used, []
+        try:
+            await sync_to_async(api_keys_mark_used, thread_sensitive=True)(api_key_ids=used, at=_now())
+        except Exception as exc:  # a write that can wait for the next use: never a request's error
+            log.warning("last use of %d API keys not written: %s", len(used), exc)
 
     # --- request body -------------------------------------------------------------------------
 

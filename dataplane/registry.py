@@ -128,7 +128,14 @@ def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
     order = {"api_key": 0, "gateway": 1, "resource_group": 2}
     kinds = {"rpm": 0, "tpm": 1, "tokens": 2, "spend": 3}
     rules.sort(key=lambda rule: (order[rule.level], kinds[rule.kind]))
-    return tuple(rules)
+    if len(_RULES) > MAX_ENTRIES:
+        _RULES.clear()
+    return tuple(_RULES.setdefault(rule, rule) for rule in rules)
+
+
+# One object per distinct rule: the keys of a gateway share its and their group's rules (50,000
+# keys with 12 limits each hold 4 rules apiece, not 12: about 55 MB less).
+_RULES: dict[LimitRule, LimitRule] = {}
 
 
 def _load_key(hashed_secret: str) -> KeyContext | None:

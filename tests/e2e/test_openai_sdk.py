@@ -4,6 +4,7 @@ the usage event with exact tokens and cost, through the mock provider and the `o
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
 import httpx
@@ -51,7 +52,10 @@ def test_a_chat_completion_through_the_mock_provider_is_metered_exactly(live):
     )
     # mock/echo: $1 per million input tokens, $2 per million output tokens
     assert event.cost_usd == Decimal("0.000026")
-    api_key.refresh_from_db()
+    deadline = time.monotonic() + 5  # last uses are written in batches, a second at the most after
+    while api_key.last_used_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        api_key.refresh_from_db()
     assert api_key.last_used_at is not None and api_key.last_used_at >= event.created_at
 
 
