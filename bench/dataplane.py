@@ -113,13 +113,14 @@ def litellm_command(venv: Path, config: Path, workers: int, port: int) -> list[s
 
 def litellm_env() -> dict[str, str]:
     """LiteLLM's environment: the packaged model cost map (no fetch), errors-only logging (which
-    also turns off uvicorn's access log), and none of aigw's variables (no DATABASE_URL: LiteLLM
-    would try to use it)."""
+    also turns off uvicorn's access log), production mode (no .env loading), and none of aigw's
+    variables (no DATABASE_URL: LiteLLM would try to use it)."""
     return {
         **clean_env(),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "LITELLM_LOG": "ERROR",
         "LITELLM_TELEMETRY": "False",
+        "LITELLM_MODE": "PRODUCTION",
     }
 
 
@@ -351,10 +352,9 @@ def _lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string literal is a valid Lua string literal for our ASCII bodies
 
 
-def wrk_script(path: Path, body: dict, auth: str | None = None, keys_file: Path | None = None, stop_after: int = 0):
+def wrk_script(path: Path, body: dict, auth: str | None = None, keys_file: Path | None = None) -> Path:
     """Write a wrk Lua script POSTing `body`: with one static `auth` header, or with the keys of
-    `keys_file` (one secret a line) in rotation, round-robin; `stop_after` > 0 stops the run after
-    that many answers (the cold pass)."""
+    `keys_file` (one secret a line) in rotation, round-robin."""
     lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(json.dumps(body))}"]
     lines.append('wrk.headers["Content-Type"] = "application/json"')
     if auth:
@@ -368,14 +368,6 @@ def wrk_script(path: Path, body: dict, auth: str | None = None, keys_file: Path 
             "  i = i % #keys + 1",
             '  wrk.headers["Authorization"] = keys[i]',
             "  return wrk.format()",
-            "end",
-        ]
-    if stop_after:
-        lines += [
-            "local answered = 0",
-            "response = function(status, headers, body)",
-            "  answered = answered + 1",
-            f"  if answered >= {stop_after} then wrk.thread:stop() end",
             "end",
         ]
     path.write_text("\n".join(lines) + "\n")
@@ -691,13 +683,28 @@ class Bench:
         result["max_ms"] = max(latencies) if latencies else float("nan")
         return result
 
+    def cold_pass(self, url: str, keys_file: Path) -> dict:
+        """The keys of `keys_file` used once each, in order, 32 at a time, for at most
+        --cold-seconds s (`bench/open_loop.py --each-key`, pinned to cpu 0); returns answered,
+        seconds and errors."""
+        command = ["taskset", "-c", CLIENT_CPUS, sys.executable, str(BENCH / "open_loop.py"), "--url", url]
+        command += ["--each-key", str(keys_file), "--concurrency", str(SATURATION_CONNECTIONS)]
+        command += ["--max-seconds", str(self.args.cold_seconds)]
+        command += ["--body", json.dumps(self.body)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=clean_env())
+        if out.returncode != 0:
+            raise RuntimeError(f"cold-pass client failed:\n{out.stderr}")
+        return json.loads(out.stdout)
+
     def stream_samples(self, label: str, url: str, auth: str | None) -> dict:
         """Read STREAM_SAMPLES streams that ask for include_usage with httpx; each must end with
-        a usage chunk (choices: [], total_tokens 19) and then `data: [DONE]`."""
+        a chunk carrying the usage (total_tokens 19), then `data: [DONE]`. How many of those usage
+        chunks have OpenAI's shape (`choices: []`, a chunk of its own) is counted, not required:
+        LiteLLM puts the usage on a chunk with an empty delta instead."""
         import httpx
 
         headers = {"authorization": auth} if auth else {}
-        good = 0
+        good = openai_shape = 0
         with httpx.Client(timeout=30) as client:
             for _ in range(STREAM_SAMPLES):
                 with client.stream("POST", url, json=self.stream_body, headers=headers) as response:
@@ -709,12 +716,12 @@ class Bench:
                     self.problem(f"{label}: a stream did not end with data: [DONE] ({payloads[-2:]})")
                     continue
                 last = json.loads(payloads[-2])
-                usage = last.get("usage") or {}
-                if last.get("choices") != [] or usage.get("total_tokens") != 19:
-                    self.problem(f"{label}: a stream's last chunk before [DONE] is not its usage chunk: {last}")
+                if (last.get("usage") or {}).get("total_tokens") != 19:
+                    self.problem(f"{label}: a stream's last chunk before [DONE] carries no usage: {last}")
                     continue
                 good += 1
-        return {"streams": STREAM_SAMPLES, "ended_with_usage": good}
+                openai_shape += last.get("choices") == []
+        return {"streams": STREAM_SAMPLES, "ended_with_usage": good, "usage_chunk_with_empty_choices": openai_shape}
 
     def measure_target(self, name: str, url: str, auth: str | None, server: Server | None, gateway_id=None):
         """Warm up, then saturation, open loop and streaming against one target; RSS at the end."""
@@ -722,17 +729,19 @@ class Bench:
         plain = wrk_script(self.work / f"{name}-plain.lua", self.body, auth)
         stream = wrk_script(self.work / f"{name}-stream.lua", self.stream_body, auth)
         result: dict = {"url": url}
+        start_pids = set(server.workers()) if server is not None else set()
         say(f"{name}: warm-up")
         self.wrk(f"{name} warm-up", url, plain, SATURATION_CONNECTIONS, 3)
         self.wrk(f"{name} stream warm-up", url, stream, STREAM_CONNECTIONS, 2)
         events = settled_events(gateway_id, 0) if gateway_id else None
 
         say(f"{name}: saturation, wrk -t1 -c{SATURATION_CONNECTIONS} -d{seconds:g}s")
-        saturation = self.wrk(f"{name} saturation", url, plain, SATURATION_CONNECTIONS, seconds)
+        saturation = self.wrk(f"{name} saturation", url, plain, SATURATION_CONNECTIONS, seconds, server)
         result["saturation"] = {
             "rps": saturation.rate,
             "responses": saturation.responses,
             "seconds": saturation.seconds,
+            "cpu_cores": saturation.cpu_cores,
         }
         if gateway_id:
             result["saturation"]["usage_check"] = self.check_events(
@@ -771,6 +780,8 @@ class Bench:
             )
         if server is not None:
             pids = server.workers()
+            if set(pids) != start_pids:
+                self.problem(f"{name}: worker processes changed during the run: {sorted(start_pids)} → {sorted(pids)}")
             rss = [rss_mb(p) for p in pids]
             result["rss_mb"] = {"workers": len(pids), "per_worker": rss, "mean": statistics.fmean(rss)}
             if server.pid not in pids:
@@ -826,36 +837,49 @@ class Bench:
             name = f"aigw-keys-{limits}limits"
             port = free_port()
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
-            first = data["files"][KEY_COUNTS[0]].read_text().split()[0]
+            first = data["files"][self.args.key_counts[0]].read_text().split()[0]
             server = Server(name, aigw_command(1, port), cpus="1", env=env, log_dir=self.work)
             try:
                 wait_answers(url, {"authorization": f"Bearer {first}"}, self.body, server)
                 server.wait_workers(1)
-                for count in KEY_COUNTS:
+                for count in self.args.key_counts:
                     label = f"keys={count} limits={limits}"
                     keys_file = data["files"][count]
                     say(f"{label}: cold pass (each key used once)")
-                    cold_script = wrk_script(
-                        self.work / f"cold-{limits}-{count}.lua", self.body, keys_file=keys_file, stop_after=count
+                    before = settled_events(data["gateway_id"], 0)
+                    cold = self.cold_pass(url, keys_file)
+                    if cold["errors"]:
+                        self.problem(f"{label} cold pass: {len(cold['errors'])} errors: {cold['errors'][:5]}")
+                    cold_check = self.check_events(
+                        f"{label} cold pass", data["gateway_id"], before, cold["answered"], 0
                     )
-                    cold = self.wrk(f"{label} cold pass", url, cold_script, SATURATION_CONNECTIONS, 900)
                     warm_script = wrk_script(self.work / f"warm-{limits}-{count}.lua", self.body, keys_file=keys_file)
-                    self.wrk(f"{label} warm-up", url, warm_script, SATURATION_CONNECTIONS, 2)
+                    warmup = self.wrk(f"{label} warm-up", url, warm_script, SATURATION_CONNECTIONS, 2)
                     before = settled_events(data["gateway_id"], 0)
                     say(f"{label}: saturation, wrk -t1 -c{SATURATION_CONNECTIONS} -d{seconds:g}s")
                     warm = self.wrk(f"{label} saturation", url, warm_script, SATURATION_CONNECTIONS, seconds, server)
                     check = self.check_events(label, data["gateway_id"], before, warm.responses, SATURATION_CONNECTIONS)
+                    # wrk's rotation starts at the file's first key: the measured run used the first
+                    # `distinct` keys, of which the cold pass or the warm-up had used the first `warm_keys`.
+                    distinct = min(count, check["events"])
+                    warm_keys = max(cold["answered"], min(count, warmup.responses))
                     row = {
                         "keys": count,
                         "limits_per_key": limits,
                         "rps": warm.rate,
                         "responses": warm.responses,
-                        "cold_pass_rps": cold.responses / cold.seconds if cold.seconds else 0.0,
-                        "cold_pass_responses": cold.responses,
+                        "cold_pass_rps": cold["answered"] / cold["seconds"] if cold["seconds"] else 0.0,
+                        "cold_pass_responses": cold["answered"],
+                        "cold_pass_usage_check": cold_check,
+                        "keys_warmed": warm_keys,
+                        "distinct_keys_measured": distinct,
+                        "cold_keys_in_measured_run": max(0, distinct - warm_keys),
                         "usage_check": check,
                         "rss_mb": rss_mb(server.pid),
                         "cpu_cores": warm.cpu_cores,
                     }
+                    if server.workers() != [server.pid]:
+                        self.problem(f"{label}: the aigw process is not the single worker any more")
                     self.results["keys"].append(row)
                     say(f"{label}: {warm.rate:,.0f} req/s warm, cold pass {row['cold_pass_rps']:,.0f} req/s")
             finally:
@@ -895,7 +919,8 @@ def report(results: dict) -> str:
     lines += [
         "",
         "Where the CPU went during each saturation run, in cores (2 in all): the target; the bench's own load"
-        " (fake upstream, wrk); PostgreSQL + Redis; everything else on the machine (other people's work)",
+        " (fake upstream, wrk; for the upstream row, wrk only); PostgreSQL + Redis; everything else on the machine"
+        " (other people's work)",
         "",
         "| target | target | upstream + wrk | PostgreSQL + Redis | other |",
         "| --- | --- | --- | --- | --- |",
@@ -933,18 +958,20 @@ def report(results: dict) -> str:
     if results["keys"]:
         lines += [
             "",
-            "aigw key scaling (1 worker on cpu 1; req/s with every key already used once; cold pass = the first use"
-            " of each key)",
+            "aigw key scaling (1 worker on cpu 1; keys picked round-robin from the first; the cold pass first uses"
+            " the keys, in order, within its time budget; then the saturation run's req/s; distinct keys used ="
+            " how many of the keys that run reached, (cold) = of those, how many the cold pass had not used)",
             "",
-            "| keys in rotation | limits per key | req/s | cold pass req/s | usage events = answers | other load"
-            " (cores) |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| keys in rotation | limits per key | req/s | distinct keys used (cold) | cold pass req/s (keys)"
+            " | usage events = answers | other load (cores) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in results["keys"]:
             check = row["usage_check"]
-            cold = f"{row['cold_pass_rps']:,.0f}" if row["keys"] > 1 else "n/a"
+            cold = f"{row['cold_pass_rps']:,.0f} ({row['keys_warmed']:,})" if row["keys"] > 1 else "n/a"
             lines.append(
-                f"| {row['keys']:,} | {row['limits_per_key']} | {row['rps']:,.0f} | {cold} "
+                f"| {row['keys']:,} | {row['limits_per_key']} | {row['rps']:,.0f} "
+                f"| {row['distinct_keys_measured']:,} ({row['cold_keys_in_measured_run']:,}) | {cold} "
                 f"| {check['events']:,} = {check['responses']:,} + {check['extra_events']} cut off "
                 f"| {row['cpu_cores'].get('other', 0):.2f} |"
             )
@@ -960,6 +987,19 @@ def main() -> None:
     parser.add_argument("--litellm-venv", type=Path, default=DEFAULT_LITELLM_VENV)
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--keys", action=argparse.BooleanOptionalAction, default=None, help="the key scaling")
+    parser.add_argument(
+        "--key-counts",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        default=KEY_COUNTS,
+        help="keys in rotation for the key scaling, comma-separated (default 1,1000,50000)",
+    )
+    parser.add_argument(
+        "--cold-seconds",
+        type=float,
+        default=240.0,
+        help="time budget of each cold pass, s: a set of keys larger than aigw can first-use in it is warmed"
+        " only in part (enough for the measured run, which uses the first keys; the table says)",
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     args = parser.parse_args()
@@ -1013,9 +1053,9 @@ def main() -> None:
         main_data = create_main_data(upstream_port)
         key_sets = {}
         if run_keys:
-            say(f"creating key sets {KEY_COUNTS} × limits {LIMITS_PER_KEY}")
+            say(f"creating key sets {args.key_counts} × limits {LIMITS_PER_KEY}")
             t0 = time.monotonic()
-            key_sets = {limits: create_key_sets(limits, KEY_COUNTS, work) for limits in LIMITS_PER_KEY}
+            key_sets = {limits: create_key_sets(limits, args.key_counts, work) for limits in LIMITS_PER_KEY}
             say(f"key sets created in {time.monotonic() - t0:.1f} s")
         bench.upstream = upstream
         wait_answers(f"http://127.0.0.1:{upstream_port}/v1/chat/completions", {}, bench.body, upstream, 20)

@@ -11,6 +11,11 @@ the most delayed send was against its schedule) and `connections` (opened in all
 
     python bench/open_loop.py --url http://127.0.0.1:8000/v1/chat/completions --rate 50 \
         --seconds 10 --header 'authorization: Bearer …' --body '{"model": …}'
+
+With `--each-key FILE` it is a closed loop instead: CONCURRENCY connections send one request
+with each secret of FILE (one a line) as its bearer key, each at most once, in order, for at most
+MAX_SECONDS, and it prints `answered`, `seconds` and `errors` (the cold pass of the key scaling:
+every key's first use).
 """
 
 from __future__ import annotations
@@ -73,10 +78,7 @@ async def run(url: str, headers: list[str], body: bytes, rate: float, seconds: f
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    head = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", "content-type: application/json"]
-    head += headers
-    head.append(f"content-length: {len(body)}")
-    request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    request = _request(host, port, path, headers, body)
     idle: list[Connection] = []
     opened = 0
     latencies: list[float | None] = []
@@ -134,6 +136,50 @@ async def run(url: str, headers: list[str], body: bytes, rate: float, seconds: f
     }
 
 
+def _request(host: str, port: int, path: str, headers: list[str], body: bytes) -> bytes:
+    head = [f"POST {path} HTTP/1.1", f"host: {host}:{port}", "content-type: application/json", *headers]
+    head.append(f"content-length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def each_key(url: str, secrets: list[str], body: bytes, concurrency: int, max_seconds: float) -> dict:
+    """One request per secret (as `authorization: Bearer <secret>`), in the file's order,
+    `concurrency` at a time, each on its own keep-alive connection, until every secret was used
+    or `max_seconds` have passed; returns answered, seconds (wall time) and errors. The secrets
+    used are the first `answered` + len(errors) of the list."""
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or 80
+    pending = list(reversed(secrets))
+    errors: list[str] = []
+    answered = 0
+
+    async def worker() -> None:
+        nonlocal answered
+        reader, writer = await asyncio.open_connection(host, port)
+        conn = Connection(reader, writer)
+        while pending and time.perf_counter() < deadline:
+            secret = pending.pop()
+            request = _request(host, port, parts.path, [f"authorization: Bearer {secret}"], body)
+            try:
+                status = await conn.exchange(request)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                conn = Connection(reader, writer)
+                continue
+            if status == 200:
+                answered += 1
+            else:
+                errors.append(f"HTTP {status}")
+        conn.close()
+
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(secrets)))))
+    return {"answered": answered, "seconds": time.perf_counter() - started, "errors": errors[:20]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
@@ -141,8 +187,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--header", action="append", default=[], help="'name: value', repeatable")
     parser.add_argument("--body", required=True, help="the JSON body")
+    parser.add_argument("--each-key", help="a file of secrets: one request with each, closed loop")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections, with --each-key")
+    parser.add_argument("--max-seconds", type=float, default=3600.0, help="time budget, with --each-key")
     args = parser.parse_args()
-    coroutine = run(args.url, args.header, args.body.encode(), args.rate, args.seconds)
+    if args.each_key:
+        with open(args.each_key) as file:
+            secrets = file.read().split()
+        coroutine = each_key(args.url, secrets, args.body.encode(), args.concurrency, args.max_seconds)
+    else:
+        coroutine = run(args.url, args.header, args.body.encode(), args.rate, args.seconds)
     try:
         import uvloop
 
