@@ -798,8 +798,9 @@ class Bench:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         self.measure_target("upstream", url, None, server)
 
-    def run_aigw(self, workers: int, env: dict, data: dict) -> None:
-        name = f"aigw-{workers}w"
+    def run_aigw(self, workers: int, env: dict, data: dict, suffix: str = "") -> None:
+        """Measure aigw with `workers` processes on `env`; `suffix` names a variant's row."""
+        name = f"aigw-{workers}w{suffix}"
         port = free_port()
         cpus = "1" if workers == 1 else "0-1"
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -1067,6 +1068,8 @@ def main() -> None:
             bench.run_aigw(workers, env, main_data)
             if not args.skip_litellm:
                 bench.run_litellm(workers, config, master_key)
+        # TPM's estimate without the o200k tokenizer in memory (docs/limits.md)
+        bench.run_aigw(1, {**env, "AIGW_TPM_ESTIMATE": "characters"}, main_data, " tpm=characters")
         if run_keys:
             bench.run_keys(env, key_sets)
     finally:
