@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -72,6 +73,7 @@ KEY_COUNTS = (1, 1_000, 50_000)
 LIMITS_PER_KEY = (0, 1, 12)
 UPSTREAM_CPUS = "0"
 CLIENT_CPUS = "0"
+LOCK_PATH = Path("/tmp/aigw-bench-dataplane.lock")
 
 
 def aigw_command(workers: int, port: int) -> list[str]:
@@ -598,6 +600,19 @@ def settled_events(gateway_id: int, at_least: int, timeout: float = 60) -> tuple
 # --- the bench -------------------------------------------------------------------------------
 
 
+def hold_lock():
+    """Take the machine-wide lock of this bench (LOCK_PATH), waiting while another run holds it:
+    two runs would recreate the same database under each other, and share the two cpus. The lock
+    is held until this process exits; returns the open lock file, to be kept."""
+    lock = open(LOCK_PATH, "a")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say(f"another run of this bench holds {LOCK_PATH} (same database, same cpus): waiting for it to end")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
@@ -1010,6 +1025,7 @@ def main() -> None:
             raise SystemExit(f"{tool} is missing (apt-get install -y wrk util-linux postgresql-client)")
     if (os.cpu_count() or 0) < 2:
         raise SystemExit("the bench pins to cpus 0 and 1: it needs 2 cpus")
+    lock = hold_lock()  # noqa: F841 - kept open until the process exits
     if not args.skip_litellm:
         ensure_litellm(args.litellm_venv)
 
