@@ -74,6 +74,7 @@ LIMITS_PER_KEY = (0, 1, 12)
 UPSTREAM_CPUS = "0"
 CLIENT_CPUS = "0"
 LOCK_PATH = Path("/tmp/aigw-bench-dataplane.lock")
+LATE_CLIENT_MS = 10  # an open-loop send later than this (ms) means the client was starved of CPU
 
 
 def aigw_command(workers: int, port: int) -> list[str]:
@@ -923,6 +924,8 @@ def report(results: dict) -> str:
         else:
             added[name] = (loop["p50_ms"] - base.get("p50_ms", 0), loop["p99_ms"] - base.get("p99_ms", 0))
             latency = f"{added[name][0]:.2f} / {added[name][1]:.2f}"
+        if loop.get("max_lateness_ms", 0) > LATE_CLIENT_MS:
+            latency += f" (client sent up to {loop['max_lateness_ms']:.0f} ms late: starved)"
         rss = target.get("rss_mb", {})
         rss_text = f"{rss['mean']:.0f}" if rss else ""
         if rss and rss.get("workers", 1) > 1:
