@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -72,6 +73,8 @@ KEY_COUNTS = (1, 1_000, 50_000)
 LIMITS_PER_KEY = (0, 1, 12)
 UPSTREAM_CPUS = "0"
 CLIENT_CPUS = "0"
+LOCK_PATH = Path("/tmp/aigw-bench-dataplane.lock")
+LATE_CLIENT_MS = 10  # an open-loop send later than this (ms) means the client was starved of CPU
 
 
 def aigw_command(workers: int, port: int) -> list[str]:
@@ -598,6 +601,19 @@ def settled_events(gateway_id: int, at_least: int, timeout: float = 60) -> tuple
 # --- the bench -------------------------------------------------------------------------------
 
 
+def hold_lock():
+    """Take the machine-wide lock of this bench (LOCK_PATH), waiting while another run holds it:
+    two runs would recreate the same database under each other, and share the two cpus. The lock
+    is held until this process exits; returns the open lock file, to be kept."""
+    lock = open(LOCK_PATH, "a")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say(f"another run of this bench holds {LOCK_PATH} (same database, same cpus): waiting for it to end")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
@@ -909,6 +925,8 @@ def report(results: dict) -> str:
         else:
             added[name] = (loop["p50_ms"] - base.get("p50_ms", 0), loop["p99_ms"] - base.get("p99_ms", 0))
             latency = f"{added[name][0]:.2f} / {added[name][1]:.2f}"
+        if loop.get("max_lateness_ms", 0) > LATE_CLIENT_MS:
+            latency += f" (client sent up to {loop['max_lateness_ms']:.0f} ms late: starved)"
         rss = target.get("rss_mb", {})
         rss_text = f"{rss['mean']:.0f}" if rss else ""
         if rss and rss.get("workers", 1) > 1:
@@ -1011,6 +1029,7 @@ def main() -> None:
             raise SystemExit(f"{tool} is missing (apt-get install -y wrk util-linux postgresql-client)")
     if (os.cpu_count() or 0) < 2:
         raise SystemExit("the bench pins to cpus 0 and 1: it needs 2 cpus")
+    lock = hold_lock()  # noqa: F841 - kept open until the process exits
     if not args.skip_litellm:
         ensure_litellm(args.litellm_venv)
 

@@ -27,6 +27,10 @@ import time
 from urllib.parse import urlsplit
 
 WARMUP_REQUESTS = 20  # sequential requests before measuring (not timed): connections, caches
+# A connection idle longer than this is closed rather than reused: servers close idle keep-alive
+# connections (uvicorn after 5 s), and a request written into one that the server is closing
+# would fail through no fault of the server.
+MAX_IDLE_SECONDS = 1.0
 
 
 class Connection:
@@ -35,6 +39,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = time.monotonic()
 
     async def exchange(self, request: bytes) -> int:
         """Send `request`, read the answer to its end; returns the HTTP status."""
@@ -87,8 +92,11 @@ async def run(url: str, headers: list[str], body: bytes, rate: float, seconds: f
 
     async def connection() -> Connection:
         nonlocal opened
-        if idle:
-            return idle.pop()
+        while idle:
+            conn = idle.pop()
+            if time.monotonic() - conn.idle_since < MAX_IDLE_SECONDS:
+                return conn
+            conn.close()
         reader, writer = await asyncio.open_connection(host, port)
         opened += 1
         return Connection(reader, writer)
@@ -103,6 +111,7 @@ async def run(url: str, headers: list[str], body: bytes, rate: float, seconds: f
             conn.close()
             return
         elapsed = (time.perf_counter() - started) * 1000
+        conn.idle_since = time.monotonic()
         idle.append(conn)
         if status != 200:
             errors.append(f"HTTP {status}")
