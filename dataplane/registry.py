@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
+from django.db.models import Q
 
 from core.freshness import catalog_version_name, group_version_name, read_local
 from gateway.models import Model
@@ -81,56 +82,53 @@ class ModelRoute:
     max_output_tokens: int | None
 
 
-def _load_limits(api_key, gateway) -> tuple[LimitRule, ...]:
-    group_id = gateway.resource_group_id  # every limit of the key is in its group's hash slot
+def _level(api_key_id, gateway_id, group_id) -> tuple[str, int]:
+    """The level and entity id of a limit row from its three owner columns (one is set)."""
+    if api_key_id:
+        return "api_key", api_key_id
+    if gateway_id:
+        return "gateway", gateway_id
+    return "resource_group", group_id
 
-    def owned(model):
-        return (
-            model.objects.filter(api_key=api_key)
-            | model.objects.filter(gateway=gateway)
-            | model.objects.filter(resource_group_id=gateway.resource_group_id)
-        )
+
+def _load_limits(api_key, gateway) -> tuple[tuple[LimitRule, ...], OwnBudget | None]:
+    """Every limit on the key, its gateway and its group (three queries reading only the columns
+    needed), in a fixed order; and the key's own budget (enforced or not, not archived)."""
+    group_id = gateway.resource_group_id  # every limit of the key is in its group's hash slot
+    owners = ("api_key_id", "gateway_id", "resource_group_id")
+
+    def owned(model, *fields):
+        mine = Q(api_key_id=api_key.pk) | Q(gateway_id=gateway.pk) | Q(resource_group_id=group_id)
+        return model.objects.filter(mine).values_list(*owners, *fields)
 
     rules = []
-    for quota in owned(TokenQuota):
-        rules.append(
-            LimitRule(
-                "tokens",
-                quota.level,
-                quota.entity_id,
-                quota.limit_tokens,
-                quota.refresh_period,
-                quota.mode == LimitMode.HARD,
-                group_id=group_id,
-            )
-        )
-    for budget in owned(SpendBudget).filter(active=True, archived_at__isnull=True):
-        rules.append(
-            LimitRule(
-                "spend",
-                budget.level,
-                budget.entity_id,
-                usd_to_units(budget.limit_usd),
-                budget.refresh_period,
-                budget.mode == LimitMode.HARD,
-                group_id=group_id,
-            )
-        )
-    for rate in owned(RateLimit):
-        if rate.tokens_per_minute:
+    for *owner, limit, period, mode in owned(TokenQuota, "limit_tokens", "refresh_period", "mode"):
+        level, entity = _level(*owner)
+        rules.append(LimitRule("tokens", level, entity, limit, period, mode == LimitMode.HARD, group_id=group_id))
+    own_budget = None
+    budgets = owned(SpendBudget, "limit_usd", "refresh_period", "mode", "active").filter(archived_at__isnull=True)
+    for *owner, limit_usd, period, mode, active in budgets.order_by("pk"):  # the own budget: the first
+        level, entity = _level(*owner)
+        if level == "api_key" and own_budget is None:
+            own_budget = OwnBudget(limit_usd, period, active)
+        if active:
             rules.append(
-                LimitRule("tpm", rate.level, rate.entity_id, rate.tokens_per_minute, MINUTE, group_id=group_id)
+                LimitRule(
+                    "spend", level, entity, usd_to_units(limit_usd), period, mode == LimitMode.HARD, group_id=group_id
+                )
             )
-        if rate.requests_per_minute:
-            rules.append(
-                LimitRule("rpm", rate.level, rate.entity_id, rate.requests_per_minute, MINUTE, group_id=group_id)
-            )
+    for *owner, tpm, rpm in owned(RateLimit, "tokens_per_minute", "requests_per_minute"):
+        level, entity = _level(*owner)
+        if tpm:
+            rules.append(LimitRule("tpm", level, entity, tpm, MINUTE, group_id=group_id))
+        if rpm:
+            rules.append(LimitRule("rpm", level, entity, rpm, MINUTE, group_id=group_id))
     order = {"api_key": 0, "gateway": 1, "resource_group": 2}
     kinds = {"rpm": 0, "tpm": 1, "tokens": 2, "spend": 3}
     rules.sort(key=lambda rule: (order[rule.level], kinds[rule.kind]))
     if len(_RULES) > MAX_ENTRIES:
         _RULES.clear()
-    return tuple(_RULES.setdefault(rule, rule) for rule in rules)
+    return tuple(_RULES.setdefault(rule, rule) for rule in rules), own_budget
 
 
 # One object per distinct rule: the keys of a gateway share its and their group's rules (50,000
@@ -147,7 +145,7 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
         return None
     gateway = api_key.gateway
     allowed = None if gateway.all_models else frozenset(gateway.allowed_models.values_list("name", flat=True))
-    budget = SpendBudget.objects.filter(api_key=api_key, archived_at__isnull=True).first()
+    limits, own_budget = _load_limits(api_key, gateway)
     return KeyContext(
         key_id=api_key.pk,
         key_name=api_key.name,
@@ -159,8 +157,8 @@ def _load_key(hashed_secret: str) -> KeyContext | None:
         gateway_serves=gateway.serves_requests,
         resource_group_id=gateway.resource_group_id,
         allowed_models=allowed,
-        limits=_load_limits(api_key, gateway),
-        own_budget=OwnBudget(budget.limit_usd, budget.refresh_period, budget.active) if budget else None,
+        limits=limits,
+        own_budget=own_budget,
     )
 
 
