@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from usage.refusals import RefusalLog
 log = logging.getLogger(__name__)
 
 LAST_USED_WRITE_INTERVAL = 60.0  # seconds; `ApiKey.last_used_at` is written at most this often
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 LAST_USED_FLUSH_SECONDS = 1.0  # the keys first used within this long are written in one UPDATE
 
 
@@ -129,6 +131,9 @@ class ProxyApp:
     def __init__(self) -> None:
         from django.conf import settings
 
+        # The usage writer's thread shares the GIL with the event loop: a request that arrives
+        # while it builds a batch waits at most this long for it (Python's default is 5 ms).
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
         self.max_body_bytes = settings.AIGW_MAX_BODY_BYTES
         self.tpm_estimate = settings.AIGW_TPM_ESTIMATE  # "o200k" or "characters"
         # An intent's lease: by then its request has ended, whatever the upstream did.

@@ -126,7 +126,7 @@ def insert_events(events: list[UsageEvent]) -> int:
     batch is copied (`_copy_events`), elsewhere it is one `bulk_create`.
     Returns the usage-write generation the transaction committed at (`UsageWriteGate`)."""
     with transaction.atomic():
-        if connection.vendor == "postgresql" and len(events) > 1:
+        if connection.vendor == "postgresql":
             _copy_events(events)
         else:
             UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
