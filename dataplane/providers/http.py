@@ -357,8 +357,14 @@ class Client:
         Returns the `Response` once its headers are in; read its body next.
 
         Raises:
-            HTTPError: no connection, a broken one, a timeout, or an answer that is not HTTP."""
+            HTTPError: no connection, a broken one, a timeout, an answer that is not HTTP, or a
+                header or path that would split the request (`connected=False`: nothing sent)."""
         pool, target = self.pool(url)
+        for name, value in headers:
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:  # no header may smuggle another
+                raise HTTPError(f"the header {name!r} has a line break in it", connected=False)
+        if " " in target or "\r" in target or "\n" in target:
+            raise HTTPError("the URL has a space or a line break in its path", connected=False)
         connection = await pool.connection()
         head = [f"POST {target} HTTP/1.1\r\nhost: {pool.host_header}\r\ncontent-length: {len(body)}\r\n"]
         head.extend(f"{name}: {value}\r\n" for name, value in headers)

@@ -265,3 +265,22 @@ def test_an_https_upstream_is_verified_and_answers_over_tls():
     answers, connections, untrusted = asyncio.run(run())
     assert answers == [b'{"echo": 0}', b'{"echo": 1}', b'{"echo": 2}'] and connections == 1  # one kept alive
     assert not untrusted.connected and "certificate" in str(untrusted).lower()
+
+
+def test_a_header_or_path_with_a_line_break_is_refused_before_anything_is_sent():
+    async def run():
+        async with Upstream(_echo) as upstream:
+            client = Client(timeout=5, connect_timeout=5)
+            errors = []
+            for url, headers in (
+                (upstream.url, [("authorization", "Bearer sk-1\r\nx-admin: yes")]),
+                (upstream.url + "\r\nx-admin: yes", JSON),
+            ):
+                with pytest.raises(HTTPError) as error:
+                    await client.post(url, b"{}", headers)
+                errors.append(error.value)
+            client.close()
+            return errors, upstream.connections
+
+    errors, connections = asyncio.run(run())
+    assert [error.connected for error in errors] == [False, False] and connections == 0
