@@ -26,6 +26,7 @@ from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import rate_limit_set, spend_budget_create, token_quota_set
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
+from tests.support.costs import events_cost
 from tests.support.live_server import LiveServer
 from tests.support.load import burst
 from tests.support.redis_topologies import LocalRedisCluster, wait_until
@@ -38,11 +39,6 @@ PRICE = Decimal(50_000)  # USD per million tokens, input and output: $0.95 a req
 PRICES = Prices(input=PRICE, output=PRICE)
 BOUND_TOKENS = prompt_bound(BODY) + 7
 BOUND_USD = BOUND_TOKENS * PRICE / 1_000_000
-
-
-def _cost(events) -> Decimal:
-    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
-    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
 
 
 @pytest.fixture
@@ -91,7 +87,7 @@ def test_hard_limits_hold_on_a_redis_cluster_with_all_of_a_requests_keys_in_one_
     assert floor == 5 and served >= floor, outcome  # as many as their bounds fit, at least
     events = UsageEvent.objects.filter(api_key=key, status_code=200)
     wait_until(lambda: events.count() == served, 10, "the usage events were not all written")
-    spent = _cost(events)
+    spent = events_cost(events)
     tokens = events.aggregate(tokens=Sum("total_tokens"))["tokens"]
     assert spent <= spend_limit and tokens <= token_limit  # overshoot: none
 

@@ -24,6 +24,7 @@ from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import spend_budget_create, token_quota_set
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
+from tests.support.costs import events_cost
 from tests.support.live_server import LiveServer
 from tests.support.load import sustain
 from tests.support.redis_process import RedisProcess
@@ -33,11 +34,6 @@ from usage.models import UsageEvent
 # tokens plus max_tokens, far more than it uses, so a wrongly subtracted reservation shows.
 BODY = {"model": "slow-pricey", "max_tokens": 7, "messages": [{"role": "user", "content": "Hello there, gateway!"}]}
 PRICES = Prices(input=Decimal("3.25"), output=Decimal("17.5"))  # USD per million tokens
-
-
-def _cost(events) -> Decimal:
-    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
-    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
 
 
 @pytest.fixture
@@ -77,9 +73,9 @@ def _counters_and_database(client: redis.Redis, key, gateway) -> dict[str, tuple
     monthly, daily = window_tag(RefreshPeriod.MONTHLY, now), window_tag(RefreshPeriod.DAILY, now)
     key_events = UsageEvent.objects.filter(api_key=key)
     gateway_events = UsageEvent.objects.filter(gateway=gateway)
-    cost = _cost(key_events)
+    cost = events_cost(key_events)
     tokens = key_events.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
-    gateway_cost = _cost(gateway_events)
+    gateway_cost = events_cost(gateway_events)
     group_id = gateway.resource_group_id
     names = {
         "key spend (hard)": (counter_name("spend", "api_key", key.pk, monthly, group_id=group_id), usd_to_units(cost)),

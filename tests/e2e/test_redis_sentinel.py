@@ -34,6 +34,7 @@ from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import spend_budget_create, token_quota_set
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
+from tests.support.costs import events_cost
 from tests.support.live_server import LiveServer
 from tests.support.load import sustain
 from tests.support.redis_topologies import LocalSentinels, wait_until
@@ -45,11 +46,6 @@ BODY = {"model": "quick", "max_tokens": 7, "messages": [{"role": "user", "conten
 PRICES = Prices(input=Decimal("3.25"), output=Decimal("17.5"))  # USD per million tokens
 TOKENS_PER_REQUEST = 19
 QUOTA_REQUESTS = 260  # the hard token quota: this many requests' tokens, reached after the failover
-
-
-def _cost(events) -> Decimal:
-    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
-    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
 
 
 @pytest.fixture
@@ -76,9 +72,9 @@ def _counters_and_database(url: str, key, gateway) -> dict[str, tuple[int | None
     now = datetime.now(UTC)
     group_id = gateway.resource_group_id
     key_events = UsageEvent.objects.filter(api_key=key)
-    cost = _cost(key_events)
+    cost = events_cost(key_events)
     tokens = key_events.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
-    gateway_cost = _cost(UsageEvent.objects.filter(gateway=gateway))
+    gateway_cost = events_cost(UsageEvent.objects.filter(gateway=gateway))
     monthly, daily = window_tag(RefreshPeriod.MONTHLY, now), window_tag(RefreshPeriod.DAILY, now)
     names = {
         "key tokens (hard)": (counter_name("tokens", "api_key", key.pk, daily, group_id=group_id), tokens),

@@ -27,17 +27,13 @@ from quotas.models import LimitMode, RefreshPeriod
 from quotas.services import spend_budget_create
 from tests.conftest import _server_env, _wait_until_server_is_quiet
 from tests.factories import ResourceGroupFactory
+from tests.support.costs import events_cost
 from tests.support.live_server import LiveServer
 from usage.models import UsageEvent
 
 IN_FLIGHT = 5
 BODY = {"model": "slow", "max_tokens": 20, "messages": [{"role": "user", "content": "Take your time."}]}
 PRICES = Prices(input=Decimal(3), output=Decimal(15))  # USD per million tokens
-
-
-def _cost(events) -> Decimal:
-    """The events' cost in USD, summed exactly (SQLite's SUM of decimals is a float)."""
-    return sum(events.values_list("cost_usd", flat=True), Decimal(0))
 
 
 @pytest.fixture
@@ -128,7 +124,7 @@ def test_requests_in_flight_on_a_killed_worker_are_metered_as_interrupted_at_the
             ),
             (counter_name("spend", "gateway", gateway.pk, "life", group_id=group_id), {"gateway": gateway}),
         ):
-            spent = _cost(UsageEvent.objects.filter(**events))
+            spent = events_cost(UsageEvent.objects.filter(**events))
             assert _wait_for(lambda name=name, spent=spent: int(client.get(name) or 0) == usd_to_units(spent), 5), (
                 name,
                 client.get(name),
