@@ -519,7 +519,8 @@ class RedisCounters:
     async def _versions_then(self, script, versions: list[str], keys: list[str], args: list) -> tuple[list, list]:
         """Run the versions script on `versions`, then `script` on `keys` and `args`, in one
         pipeline (no MULTI: Redis runs a connection's commands in order). A script Redis does not
-        know (restarted, flushed) is loaded and the pipeline sent again.
+        know (restarted, flushed) is loaded and the pipeline sent again; if only the versions
+        script was unknown, `script` has run, so the versions are read alone, just after it.
 
         Raises:
             redis.exceptions.RedisError: what either script raised."""
@@ -530,7 +531,9 @@ class RedisCounters:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
                 first, second = await pipe.execute(raise_on_error=False)
             unknown = [isinstance(r, NoScriptError) for r in (first, second)]
-            if attempt == 0 and any(unknown):
+            if attempt == 0 and unknown == [True, False]:  # `script` ran: never run it twice
+                first = await self._versions(keys=versions, args=starts)  # read just after, instead
+            elif attempt == 0 and any(unknown):
                 for missing, loaded in zip(unknown, (self._versions, script), strict=True):
                     if missing:
                         await self._redis.script_load(loaded.script)
